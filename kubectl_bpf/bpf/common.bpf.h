@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Kernel-side helpers every gadget shares: batched ring buffer wakeups, a
+ * per-CPU token bucket and the netns of an skb. Header-only and
+ * __always_inline, so each gadget object stays self-contained.
+ */
+#ifndef KUBECTL_BPF_COMMON_BPF_H
+#define KUBECTL_BPF_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+
+#define NSEC_PER_SEC 1000000000ULL
+
+/*
+ * Submit a reserved record, waking the reader only once wakeup_bytes are
+ * pending. A wakeup per record costs ~3 us per event under a flood; batching
+ * brings it to ~0.5 us (field notes §2). The reader polls with a short timeout
+ * and consumes on timeout, so a trickle is still delivered promptly.
+ */
+static __always_inline void submit_batched(void *ringbuf, void *record, __u32 wakeup_bytes)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (!wakeup_bytes || bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(record, flags);
+}
+
+/* State of one CPU's token bucket (a slot of a PERCPU_ARRAY). */
+struct rate_bucket {
+	__u64 last_ns;
+	__u64 tokens;
+};
+
+/*
+ * Take one token from this CPU's bucket, refilled at rate_per_cpu tokens/s with
+ * a burst of one second. Per-CPU state needs no locks; the cost is that the
+ * configured rate is split evenly across CPUs.
+ */
+static __always_inline bool take_token(struct rate_bucket *bucket, __u64 rate_per_cpu, __u64 now)
+{
+	__u64 elapsed = now - bucket->last_ns;
+
+	if (elapsed >= NSEC_PER_SEC) {
+		bucket->tokens = rate_per_cpu;
+		bucket->last_ns = now;
+	} else {
+		__u64 refill = elapsed * rate_per_cpu / NSEC_PER_SEC;
+
+		if (refill) {
+			bucket->tokens += refill;
+			if (bucket->tokens > rate_per_cpu)
+				bucket->tokens = rate_per_cpu;
+			bucket->last_ns = now;
+		}
+	}
+	if (!bucket->tokens)
+		return false;
+	bucket->tokens--;
+	return true;
+}
+
+/*
+ * Inode of the network namespace an skb was dropped in: its device's, or for
+ * skbs not yet (or no longer) on a device, its socket's. 0 if neither.
+ */
+static __always_inline __u32 skb_netns_inum(struct sk_buff *skb, struct net_device *dev)
+{
+	struct sock *sk;
+
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return 0;
+}
+
+#endif /* KUBECTL_BPF_COMMON_BPF_H */

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * drops: every packet the kernel frees with a drop reason (skb:kfree_skb),
+ * filtered in the kernel to one target, counted per reason and per flow,
+ * and streamed as drop_event records through a ring buffer.
+ *
+ * Three entry points share one body so the agent can fall back when the
+ * preferred attach type is refused: tp_btf, raw_tp, then the classic
+ * tracepoint (which alone needs tracefs). The agent autoloads exactly one.
+ *
+ * Packets are parsed from skb->head + network_header, never through skb->sk:
+ * most policy drops have no socket (field notes §2).
+ */
+#include "common.bpf.h"
+#include "drops.h"
+
+#define ETH_P_IP_ 0x0800
+#define ETH_P_IPV6_ 0x86DD
+#define PROTO_ICMP 1
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define PROTO_ICMPV6 58
+#define PROTO_SCTP 132
+#define IPV6_HOPOPTS 0
+#define IPV6_ROUTING 43
+#define IPV6_FRAGMENT 44
+#define IPV6_DSTOPTS 60
+#define IPV6_MAX_EXT_HEADERS 4
+#define IP_OFFSET_MASK 0x1fff
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct drops_config cfg = {};
+
+/* Anchors the record type in the object's BTF, so the agent can check its size. */
+struct drop_event *unused_drop_event __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by the agent before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} netns_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct drops_addr);
+	__type(value, __u8);
+} ip_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, __u8);
+} reason_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} reason_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct drop_flow);
+	__type(value, __u64);
+} flow_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct drops_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rate_bucket);
+} buckets SEC(".maps");
+
+/* Wire formats are fixed by RFCs, so these need no CO-RE relocation. */
+struct ipv4_hdr {
+	__u8 version_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct ipv6_hdr {
+	__be32 version_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* What the filter and the event need from the packet headers. */
+struct packet {
+	struct drops_addr saddr;
+	struct drops_addr daddr;
+	__u16 ethertype;
+	__u16 sport;
+	__u16 dport;
+	__u8 ip_proto;
+	__u8 family;
+	__u8 has_ports;
+};
+
+static __always_inline void set_v4_mapped(struct drops_addr *addr, __be32 v4)
+{
+	__builtin_memset(addr->bytes, 0, 10);
+	addr->bytes[10] = 0xff;
+	addr->bytes[11] = 0xff;
+	__builtin_memcpy(&addr->bytes[12], &v4, 4);
+}
+
+/* Returns the offset of the L4 header from head, or 0 when there is none. */
+static __always_inline __u32 parse_ipv4(unsigned char *head, __u32 nh, struct packet *pkt)
+{
+	struct ipv4_hdr ip;
+
+	if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+		return 0;
+	if ((ip.version_ihl >> 4) != 4 || (ip.version_ihl & 0xf) < 5)
+		return 0;
+	pkt->family = 4;
+	pkt->ip_proto = ip.protocol;
+	set_v4_mapped(&pkt->saddr, ip.saddr);
+	set_v4_mapped(&pkt->daddr, ip.daddr);
+	if (bpf_ntohs(ip.frag_off) & IP_OFFSET_MASK)
+		return 0; /* a later fragment carries no L4 header */
+	return nh + (ip.version_ihl & 0xf) * 4;
+}
+
+static __always_inline __u32 parse_ipv6(unsigned char *head, __u32 nh, struct packet *pkt)
+{
+	struct ipv6_hdr ip;
+	__u32 off = nh + sizeof(ip);
+	__u8 next;
+
+	if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+		return 0;
+	if ((bpf_ntohl(ip.version_flow) >> 28) != 6)
+		return 0;
+	pkt->family = 6;
+	__builtin_memcpy(pkt->saddr.bytes, ip.saddr, 16);
+	__builtin_memcpy(pkt->daddr.bytes, ip.daddr, 16);
+	next = ip.nexthdr;
+	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+		__u8 ext[2];
+
+		if (next != IPV6_HOPOPTS && next != IPV6_ROUTING && next != IPV6_DSTOPTS &&
+		    next != IPV6_FRAGMENT)
+			break;
+		if (bpf_probe_read_kernel(ext, sizeof(ext), head + off))
+			return 0;
+		if (next == IPV6_FRAGMENT) {
+			__be16 frag_off;
+
+			if (bpf_probe_read_kernel(&frag_off, sizeof(frag_off), head + off + 2))
+				return 0;
+			next = ext[0];
+			off += 8;
+			if (bpf_ntohs(frag_off) & 0xfff8) {
+				pkt->ip_proto = next;
+				return 0;
+			}
+			continue;
+		}
+		next = ext[0];
+		off += (ext[1] + 1) * 8;
+	}
+	pkt->ip_proto = next;
+	return off;
+}
+
+static __always_inline void parse_l4(unsigned char *head, __u32 off, struct packet *pkt)
+{
+	__u16 words[2];
+
+	switch (pkt->ip_proto) {
+	case PROTO_TCP:
+	case PROTO_UDP:
+	case PROTO_SCTP:
+		if (bpf_probe_read_kernel(words, sizeof(words), head + off))
+			return;
+		pkt->sport = bpf_ntohs(words[0]);
+		pkt->dport = bpf_ntohs(words[1]);
+		pkt->has_ports = 1;
+		return;
+	case PROTO_ICMP:
+	case PROTO_ICMPV6: {
+		__u8 type_code[2];
+
+		if (bpf_probe_read_kernel(type_code, sizeof(type_code), head + off))
+			return;
+		pkt->sport = type_code[0];
+		pkt->dport = type_code[1];
+		pkt->has_ports = 2;
+		return;
+	}
+	}
+}
+
+static __always_inline void parse_packet(struct sk_buff *skb, struct packet *pkt)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u32 nh = BPF_CORE_READ(skb, network_header);
+	__u32 l4 = 0;
+
+	pkt->ethertype = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (pkt->ethertype == ETH_P_IP_)
+		l4 = parse_ipv4(head, nh, pkt);
+	else if (pkt->ethertype == ETH_P_IPV6_)
+		l4 = parse_ipv6(head, nh, pkt);
+	if (l4)
+		parse_l4(head, l4, pkt);
+}
+
+/* Increment a per-CPU hash counter; false if the table is full. */
+static __always_inline bool count_in(void *map, void *key)
+{
+	__u64 one = 1, *count = bpf_map_lookup_elem(map, key);
+
+	if (count) {
+		(*count)++;
+		return true;
+	}
+	if (!bpf_map_update_elem(map, key, &one, BPF_NOEXIST))
+		return true;
+	/* Another CPU inserted it first: count on our CPU's slot. */
+	count = bpf_map_lookup_elem(map, key);
+	if (!count)
+		return false;
+	(*count)++;
+	return true;
+}
+
+static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u32 reason)
+{
+	struct packet pkt = {};
+	struct drops_counters *counts;
+	struct net_device *dev;
+	struct drop_event *e;
+	struct drop_flow flow;
+	__u32 zero = 0, netns;
+	__u8 match = 0;
+
+	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED) ||
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET))
+		return 0;
+	if (cfg.filter_reason && !bpf_map_lookup_elem(&reason_filter, &reason))
+		return 0;
+
+	dev = BPF_CORE_READ(skb, dev);
+	netns = skb_netns_inum(skb, dev);
+	if (cfg.filter_netns && bpf_map_lookup_elem(&netns_filter, &netns))
+		match |= DROPS_MATCH_NETNS;
+	if (!match && cfg.filter_netns && !cfg.filter_ip)
+		return 0; /* the cheap exit: no header parsing */
+
+	parse_packet(skb, &pkt);
+	if (cfg.filter_ip && pkt.family) {
+		if (bpf_map_lookup_elem(&ip_filter, &pkt.saddr))
+			match |= DROPS_MATCH_SRC_IP;
+		if (bpf_map_lookup_elem(&ip_filter, &pkt.daddr))
+			match |= DROPS_MATCH_DST_IP;
+	}
+	if (!match && (cfg.filter_netns || cfg.filter_ip))
+		return 0;
+
+	counts = bpf_map_lookup_elem(&counters, &zero);
+	if (!counts)
+		return 0;
+	counts->seen++;
+	count_in(&reason_counts, &reason);
+
+	flow.saddr = pkt.saddr;
+	flow.daddr = pkt.daddr;
+	flow.dport = pkt.has_ports == 1 ? pkt.dport : 0;
+	flow.ip_proto = pkt.ip_proto;
+	flow.family = pkt.family;
+	flow.reason = reason;
+	if (!count_in(&flow_counts, &flow))
+		counts->flow_overflow++;
+
+	if (cfg.aggregate_only) {
+		counts->suppressed++;
+		return 0;
+	}
+	if (cfg.rate_per_cpu) {
+		struct rate_bucket *bucket = bpf_map_lookup_elem(&buckets, &zero);
+
+		if (!bucket || !take_token(bucket, cfg.rate_per_cpu, bpf_ktime_get_ns())) {
+			counts->suppressed++;
+			return 0;
+		}
+	}
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		counts->lost++;
+		return 0;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->location = (__u64)location;
+	e->reason = reason;
+	e->netns = netns;
+	e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
+	e->iif = BPF_CORE_READ(skb, skb_iif);
+	e->len = BPF_CORE_READ(skb, len);
+	e->ethertype = pkt.ethertype;
+	e->ip_proto = pkt.ip_proto;
+	e->match = match;
+	e->saddr = pkt.saddr;
+	e->daddr = pkt.daddr;
+	e->sport = pkt.sport;
+	e->dport = pkt.dport;
+	e->has_ports = pkt.has_ports;
+	e->family = pkt.family;
+	e->ifname[0] = 0;
+	if (dev)
+		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
+	submit_batched(&events, e, cfg.wakeup_bytes);
+	counts->emitted++;
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_kfree_skb_btf, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	return handle_drop(skb, location, reason);
+}
+
+SEC("raw_tp/kfree_skb")
+int BPF_PROG(handle_kfree_skb_raw, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	return handle_drop(skb, location, reason);
+}
+
+SEC("tracepoint/skb/kfree_skb")
+int handle_kfree_skb_tp(struct trace_event_raw_kfree_skb *ctx)
+{
+	return handle_drop((struct sk_buff *)ctx->skbaddr, ctx->location, ctx->reason);
+}

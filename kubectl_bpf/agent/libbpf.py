@@ -31,6 +31,9 @@ BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
 PERCPU_MAP_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH)
 BTF_KIND_STRUCT = 4
+BTF_KIND_ENUM = 6
+BTF_KIND_TYPEDEF = 8
+BTF_KIND_ENUM64 = 19
 BPF_STATS_RUN_TIME = 0
 LIBBPF_WARN = 0
 LIBBPF_INFO = 1
@@ -104,6 +107,12 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "bpf_enable_stats": (_INT, [_INT]),
     "btf__find_by_name_kind": (ctypes.c_int32, [_VOIDP, ctypes.c_char_p, ctypes.c_uint32]),
     "btf__resolve_size": (ctypes.c_int64, [_VOIDP, ctypes.c_uint32]),
+    "btf__load_vmlinux_btf": (_VOIDP, []),
+    "btf__parse": (_VOIDP, [ctypes.c_char_p, _VOIDP]),
+    "btf__free": (None, [_VOIDP]),
+    "btf__type_cnt": (ctypes.c_uint32, [_VOIDP]),
+    "btf__type_by_id": (_VOIDP, [_VOIDP, ctypes.c_uint32]),
+    "btf__name_by_offset": (ctypes.c_char_p, [_VOIDP, ctypes.c_uint32]),
     "ring_buffer__new": (_VOIDP, [_INT, RINGBUF_SAMPLE_FN, _VOIDP, _VOIDP]),
     "ring_buffer__poll": (_INT, [_VOIDP, _INT]),
     "ring_buffer__consume": (_INT, [_VOIDP]),
@@ -189,6 +198,76 @@ def num_possible_cpus() -> int:
 def enable_run_time_stats() -> int:
     """Turn on kernel BPF run-time accounting; stays on while the fd is open."""
     return _check(lib().bpf_enable_stats(BPF_STATS_RUN_TIME), "bpf_enable_stats")
+
+
+class Btf:
+    """Type information of the running kernel (or of a BTF file).
+
+    Used for the names of drop reasons: their numbers shift between kernel
+    versions, so they are read from the kernel itself, never from a table.
+    """
+
+    def __init__(self, pointer: int) -> None:
+        self._pointer: Optional[int] = pointer
+
+    @classmethod
+    def load_vmlinux(cls) -> "Btf":
+        return cls(_check_pointer(lib().btf__load_vmlinux_btf(), "load kernel BTF"))
+
+    @classmethod
+    def parse(cls, path: str) -> "Btf":
+        return cls(_check_pointer(lib().btf__parse(path.encode(), None), f"parse BTF {path}"))
+
+    def _live(self) -> int:
+        if not self._pointer:
+            raise LibbpfError(errno.EBADF, "BTF is freed")
+        return self._pointer
+
+    def find(self, name: str, kind: int) -> int:
+        """Type id of a named type of that kind; -1 if absent."""
+        type_id = int(lib().btf__find_by_name_kind(self._live(), name.encode(), kind))
+        return type_id if type_id > 0 else -1
+
+    def _name(self, offset: int) -> str:
+        name = lib().btf__name_by_offset(self._live(), offset)
+        return name.decode() if name else ""
+
+    def enum_values(self, type_id: int) -> dict[str, int]:
+        """Enumerator name -> value of an ENUM or ENUM64 type."""
+        pointer = _check_pointer(lib().btf__type_by_id(self._live(), type_id), f"BTF type {type_id}")
+        _name_off, info, _size = (ctypes.c_uint32 * 3).from_address(pointer)
+        kind, vlen, signed = (info >> 24) & 0x1F, info & 0xFFFF, bool(info >> 31)
+        values: dict[str, int] = {}
+        members = pointer + 12
+        if kind == BTF_KIND_ENUM:
+            for name_off, value in (ctypes.c_uint32 * 2 * vlen).from_address(members):
+                if signed and value >= 1 << 31:
+                    value -= 1 << 32
+                values[self._name(name_off)] = value
+        elif kind == BTF_KIND_ENUM64:
+            for name_off, low, high in (ctypes.c_uint32 * 3 * vlen).from_address(members):
+                values[self._name(name_off)] = high << 32 | low
+        else:
+            raise LibbpfError(errno.EINVAL, f"BTF type {type_id} is not an enum")
+        return values
+
+    def enums_named(self, suffix: str) -> dict[str, int]:
+        """Type ids of all enums whose name ends with suffix: a scan of every
+        type, so callers do it once and only when they need it."""
+        found: dict[str, int] = {}
+        btf = self._live()
+        for type_id in range(1, int(lib().btf__type_cnt(btf))):
+            name_off, info = (ctypes.c_uint32 * 2).from_address(lib().btf__type_by_id(btf, type_id))
+            if (info >> 24) & 0x1F in (BTF_KIND_ENUM, BTF_KIND_ENUM64) and name_off:
+                name = self._name(name_off)
+                if name.endswith(suffix):
+                    found[name] = type_id
+        return found
+
+    def free(self) -> None:
+        if self._pointer:
+            lib().btf__free(self._pointer)
+            self._pointer = None
 
 
 class Map:
@@ -382,10 +461,19 @@ class Object:
 
 
 class RingBuffer:
-    """libbpf's ring buffer reader with the callback rules of this module."""
+    """libbpf's ring buffer reader with the callback rules of this module.
 
-    def __init__(self, ringbuf: Map, on_sample: Callable[[int, int], None]) -> None:
+    A poll returns after at most batch_limit records: under a flood faster
+    than the reader, libbpf would otherwise keep consuming inside one call
+    and the caller would never get to check signals or deadlines. The
+    callback stops libbpf by returning -1 after a record was consumed.
+    """
+
+    def __init__(self, ringbuf: Map, on_sample: Callable[[int, int], None], *,
+                 batch_limit: int = 8192) -> None:
         self._on_sample = on_sample
+        self._batch_limit = batch_limit
+        self._in_batch = 0
         self._error: Optional[BaseException] = None
         self._callback = RINGBUF_SAMPLE_FN(self._trampoline)  # must outlive the reader
         self._pointer: Optional[int] = _check_pointer(
@@ -397,31 +485,33 @@ class RingBuffer:
         except BaseException as exc:  # noqa: BLE001 -- re-raised after the C frame returns
             self._error = exc
             return -1
-        return 0
+        self._in_batch += 1
+        return -1 if self._in_batch >= self._batch_limit else 0
 
-    def _raise_stored(self) -> None:
+    def _finish(self, result: int, what: str) -> int:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+        if result == -errno.EINTR or self._in_batch >= self._batch_limit:
+            return self._in_batch
+        _check(result, what)
+        return self._in_batch
 
     def poll(self, timeout_ms: int) -> int:
-        """Records consumed; 0 on timeout or when a signal interrupted the wait."""
+        """Records consumed (at most batch_limit); 0 on timeout or signal."""
         if not self._pointer:
             return 0
-        result = lib().ring_buffer__poll(self._pointer, timeout_ms)
-        self._raise_stored()
-        if result == -errno.EINTR:
-            return 0
-        return _check(result, "ring_buffer__poll")
+        self._in_batch = 0
+        return self._finish(lib().ring_buffer__poll(self._pointer, timeout_ms), "ring_buffer__poll")
 
     def consume(self) -> int:
-        """Read whatever is pending without waiting: needed with batched
-        wakeups, where records below the threshold raise no epoll event."""
+        """Read what is pending without waiting (at most batch_limit): needed
+        with batched wakeups, where records below the threshold raise no
+        epoll event."""
         if not self._pointer:
             return 0
-        result = lib().ring_buffer__consume(self._pointer)
-        self._raise_stored()
-        return _check(result, "ring_buffer__consume")
+        self._in_batch = 0
+        return self._finish(lib().ring_buffer__consume(self._pointer), "ring_buffer__consume")
 
     def free(self) -> None:
         if self._pointer:

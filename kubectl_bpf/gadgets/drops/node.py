@@ -1,0 +1,320 @@
+"""The drops gadget on the node: the Python twins of drops.h, the kernel
+configuration, and the decoding of drop events into DropRecord payloads.
+
+Decoding is the agent's hot path (100k+ events/s): one precompiled
+struct.Struct per record and caches for everything that repeats in a flood
+(addresses, reason names, symbols, the timestamp's seconds).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import struct
+import time
+from typing import Any, Optional
+
+from kubectl_bpf.agent import errors, ksyms, libbpf, loader, preflight, reasons, targets
+from kubectl_bpf.gadgets.drops import params as drops_params
+from kubectl_bpf.gadgets.drops import schema
+from kubectl_bpf.protocol import records
+
+OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drops.bpf.o")
+
+# Twins of drops.h, little-endian as the host (x86_64, arm64).
+EVENT = struct.Struct("<QQIIIIIHBB16s16sHHBB2x16s")  # struct drop_event
+FLOW = struct.Struct("<16s16sHBBI")  # struct drop_flow
+COUNTERS = struct.Struct("<5Q")  # struct drops_counters
+IFNAMSIZ = 16
+
+
+class DropsConfig(ctypes.Structure):
+    """struct drops_config: the object's only .rodata variable."""
+
+    _fields_ = [("filter_netns", ctypes.c_uint8), ("filter_ip", ctypes.c_uint8),
+                ("filter_reason", ctypes.c_uint8), ("aggregate_only", ctypes.c_uint8),
+                ("wakeup_bytes", ctypes.c_uint32), ("rate_per_cpu", ctypes.c_uint64)]
+
+
+MATCH_NETNS, MATCH_SRC_IP, MATCH_DST_IP = 1, 2, 4
+HAS_PORTS, HAS_ICMP = 1, 2
+PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
+ETH_P_ARP = 0x0806
+VARIANTS = (loader.Variant("handle_kfree_skb_btf", "tp_btf/kfree_skb"),
+            loader.Variant("handle_kfree_skb_raw", "raw_tp/kfree_skb"),
+            loader.Variant("handle_kfree_skb_tp", "tracepoint/skb/kfree_skb"))
+LAYOUT = {"drop_event": EVENT.size, "drop_flow": FLOW.size, "drops_counters": COUNTERS.size,
+          "drops_config": ctypes.sizeof(DropsConfig)}
+
+
+def check_layout(obj: libbpf.Object) -> None:
+    """Refuse to run when drops.h and these twins disagree: a silent
+    mismatch would decode garbage."""
+    for struct_name, size in LAYOUT.items():
+        found = obj.struct_size(struct_name)
+        if found != size:
+            raise errors.AgentError(f"struct {struct_name} is {found} bytes in {obj.path} but "
+                                    f"{size} in node.py: rebuild the BPF objects")
+
+
+def addr_key(text: str) -> bytes:
+    """An address as struct drops_addr: IPv6 bytes, IPv4 v4-mapped."""
+    if ":" in text:
+        return socket.inet_pton(socket.AF_INET6, text)
+    return b"\0" * 10 + b"\xff\xff" + socket.inet_pton(socket.AF_INET, text)
+
+
+def direction_of(match: int, iif: int) -> str:
+    """Relative to the target: towards it is ingress. A drop that matched only
+    by netns is ingress once the packet was received (skb_iif set)."""
+    if match & MATCH_DST_IP:
+        return "ingress"
+    if match & MATCH_SRC_IP:
+        return "egress"
+    if match & MATCH_NETNS:
+        return "ingress" if iif else "egress"
+    return "unknown"
+
+
+def sum_percpu(value: bytes, words: int) -> tuple[int, ...]:
+    """Sum a per-CPU value of `words` u64 fields over all CPUs' 8-aligned slots."""
+    slots = struct.unpack(f"<{len(value) // 8}Q", value)
+    return tuple(sum(slots[i::words]) for i in range(words))
+
+
+class Decoder:
+    """drop_event bytes to DropRecord payloads, with per-flood caches."""
+
+    def __init__(self, reason_table: reasons.ReasonTable, symbols: ksyms.Symbols) -> None:
+        self._reasons = reason_table
+        self._symbols = symbols
+        self._addresses: dict[bytes, str] = {}
+        self._reason_names: dict[int, str] = {}
+        self._ifnames: dict[bytes, Optional[str]] = {}
+        # CLOCK_MONOTONIC (bpf_ktime_get_ns) to wall time.
+        self._wall_offset = time.time() - time.monotonic()
+        self._second = -1
+        self._second_text = ""
+
+    def address(self, raw: bytes, family: int) -> Optional[str]:
+        text = self._addresses.get(raw)
+        if text is None:
+            if family == 4:
+                text = socket.inet_ntop(socket.AF_INET, raw[12:])
+            elif family == 6:
+                text = socket.inet_ntop(socket.AF_INET6, raw)
+            else:
+                return None
+            self._addresses[raw] = text
+        return text
+
+    def reason(self, code: int) -> str:
+        name = self._reason_names.get(code)
+        if name is None:
+            name = self._reason_names[code] = self._reasons.name(code)
+        return name
+
+    def wall_time(self, ts_ns: int) -> str:
+        wall = ts_ns / 1e9 + self._wall_offset
+        second = int(wall)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((wall - second) * 1e6):06d}Z"
+
+    def protocol(self, family: int, ip_proto: int, ethertype: int) -> str:
+        if family:
+            return PROTOCOLS.get(ip_proto, "other")
+        return "ARP" if ethertype == ETH_P_ARP else "other"
+
+    def decode(self, raw: bytes) -> schema.DropRecord:
+        (ts_ns, location, reason, netns, ifindex, iif, length, ethertype, ip_proto, match,
+         saddr, daddr, sport, dport, has_ports, family, ifname_raw) = EVENT.unpack_from(raw)
+        ifname = self._ifnames.get(ifname_raw, "")
+        if ifname == "":
+            name = ifname_raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+            ifname = self._ifnames[ifname_raw] = name or None
+        return {
+            "time": self.wall_time(ts_ns),
+            "reason": self.reason(reason),
+            "reason_code": reason,
+            "location": self._symbols.symbolize(location),
+            "protocol": self.protocol(family, ip_proto, ethertype),
+            "ip_proto": ip_proto if family else None,
+            "src": self.address(saddr, family),
+            "dst": self.address(daddr, family),
+            "sport": sport if has_ports == HAS_PORTS else None,
+            "dport": dport if has_ports == HAS_PORTS else None,
+            "icmp_type": sport if has_ports == HAS_ICMP else None,
+            "icmp_code": dport if has_ports == HAS_ICMP else None,
+            "direction": direction_of(match, iif),
+            "netns": netns,
+            "ifname": ifname,
+            "ifindex": ifindex,
+            "len_bytes": length,
+        }
+
+    def flow(self, raw_key: bytes, count: int) -> schema.FlowRecord:
+        saddr, daddr, dport, ip_proto, family, reason = FLOW.unpack(raw_key)
+        has_ports = family and PROTOCOLS.get(ip_proto) in ("TCP", "UDP", "SCTP")
+        return {"src": self.address(saddr, family), "dst": self.address(daddr, family),
+                "protocol": self.protocol(family, ip_proto, 0),
+                "dport": dport if has_ports else None, "reason": self.reason(reason), "count": count}
+
+
+def load_reason_table() -> reasons.ReasonTable:
+    btf = libbpf.Btf.load_vmlinux()
+    try:
+        core = btf.enum_values(btf.find("skb_drop_reason", libbpf.BTF_KIND_ENUM))
+        subsys_id = btf.find("skb_drop_reason_subsys", libbpf.BTF_KIND_ENUM)
+        subsystems = btf.enum_values(subsys_id) if subsys_id > 0 else {}
+    finally:
+        btf.free()
+    return reasons.ReasonTable(core, subsystems)
+
+
+class DropsGadget:
+    """Implements agent.runner.Gadget for skb:kfree_skb."""
+
+    name = "drops"
+    event_type = schema.DROP
+    btf_types = ("btf_trace_kfree_skb", "skb_drop_reason")
+    tracepoint = "skb/kfree_skb"
+
+    def __init__(self, params: drops_params.DropsParams, *, object_path: str = OBJECT_PATH,
+                 kallsyms_path: str = "/proc/kallsyms") -> None:
+        self.params = params
+        self._object_path = object_path
+        self._symbols = ksyms.Symbols(kallsyms_path)
+        self._reasons: Optional[reasons.ReasonTable] = None
+        self._decoder: Optional[Decoder] = None
+        self._attached: Optional[loader.Attached] = None
+        self._ring: Optional[libbpf.RingBuffer] = None
+        self._batch: list[dict[str, Any]] = []
+        self._received = 0
+
+    # -- attach -----------------------------------------------------------
+
+    def attach(self, target: targets.HostTarget, facts: preflight.HostFacts) -> tuple[str, float]:
+        self._reasons = load_reason_table()
+        reason_codes = [self._reason_code(name) for name in self.params.reasons]
+        if not os.path.exists(self._object_path):
+            raise errors.UnsupportedError(f"BPF object {self._object_path} is missing: reinstall kubectl-bpf")
+        ncpus = libbpf.num_possible_cpus()
+
+        def configure(obj: libbpf.Object) -> None:
+            check_layout(obj)
+            config = DropsConfig.from_buffer(obj.map(".rodata").initial_value())
+            config.filter_netns = bool(target.netns)
+            config.filter_ip = bool(target.ips)
+            config.filter_reason = bool(reason_codes)
+            config.aggregate_only = self.params.aggregate
+            config.wakeup_bytes = self.params.wakeup_bytes
+            config.rate_per_cpu = -(-self.params.rate_limit // ncpus) if self.params.rate_limit else 0
+            obj.map("events").set_max_entries(self.params.ring_bytes)
+
+        def populate(obj: libbpf.Object) -> None:
+            present = b"\x01"
+            for inode in target.netns:
+                obj.map("netns_filter").update(struct.pack("<I", inode), present)
+            for ip in target.ips:
+                obj.map("ip_filter").update(addr_key(ip), present)
+            for code in reason_codes:
+                obj.map("reason_filter").update(struct.pack("<I", code), present)
+
+        variants = VARIANTS if facts.tracefs else VARIANTS[:2]
+        self._attached = loader.attach_first(self._object_path, variants,
+                                             configure=configure, populate=populate)
+        self._decoder = Decoder(self._reasons, self._symbols)
+        self._ring = libbpf.RingBuffer(self._attached.obj.map("events"), self._on_sample)
+        self._symbols.load_in_background()
+        return self._attached.hook, self._attached.load_ms
+
+    def _reason_code(self, name: str) -> int:
+        assert self._reasons is not None
+        try:
+            return self._reasons.code(name)
+        except KeyError:
+            raise errors.BadInputError(
+                f"unknown drop reason {name!r} for kernel {os.uname().release}; known: "
+                + ", ".join(self._reasons.names())) from None
+
+    # -- stream -----------------------------------------------------------
+
+    def _on_sample(self, data: int, size: int) -> None:
+        assert self._decoder is not None
+        self._received += 1
+        self._batch.append(self._decoder.decode(ctypes.string_at(data, size)))  # type: ignore[arg-type]
+
+    def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
+        assert self._ring is not None
+        self._batch = []
+        if not self._ring.poll(timeout_ms):
+            self._ring.consume()  # batched wakeups: records below the threshold
+        return self._batch
+
+    def detach(self) -> list[dict[str, Any]]:
+        """Detach, then read every record still in the ring."""
+        assert self._attached is not None and self._ring is not None
+        self._attached.detach()
+        self._batch = []
+        while self._ring.consume():
+            pass
+        return self._batch
+
+    def periodic(self) -> list[tuple[str, dict[str, Any]]]:
+        if not self.params.aggregate:
+            return []
+        flows, flow_count = self._top_flows()
+        counters = self._kernel_counters()
+        record: schema.FlowsRecord = {"flows": flows, "flow_count": flow_count, "drops": counters[0]}
+        return [(schema.FLOWS, dict(record))]
+
+    # -- accounting -------------------------------------------------------
+
+    def _kernel_counters(self) -> tuple[int, ...]:
+        assert self._attached is not None
+        value = self._attached.obj.map("counters").lookup(b"\0\0\0\0")
+        return sum_percpu(value, 5) if value else (0, 0, 0, 0, 0)
+
+    def _counts(self, *, events: int, discarded: int) -> tuple[records.Counts, int, tuple[int, ...]]:
+        assert self._attached is not None
+        seen, emitted, lost, suppressed, overflow = counters = self._kernel_counters()
+        counts: records.Counts = {
+            "drops": seen, "events": events, "lost": lost, "suppressed": suppressed + discarded,
+            "missed": int(self._attached.program.info().recursion_misses)}
+        return counts, emitted - self._received, counters
+
+    def stats(self, *, events: int, discarded: int) -> records.Stats:
+        counts, pending, _ = self._counts(events=events, discarded=discarded)
+        return {**counts, "pending": pending, "elapsed_s": 0.0}
+
+    def _top_flows(self) -> tuple[list[schema.FlowRecord], int]:
+        assert self._attached is not None and self._decoder is not None
+        entries = [(key, sum_percpu(value, 1)[0])
+                   for key, value in self._attached.obj.map("flow_counts").items()]
+        entries.sort(key=lambda entry: entry[1], reverse=True)
+        flows = [self._decoder.flow(key, count) for key, count in entries[:self.params.top_flows]]
+        return flows, len(entries)
+
+    def summary(self, *, events: int, discarded: int, duration_s: float) -> records.Summary:
+        assert self._attached is not None and self._decoder is not None
+        counts, unaccounted, counters = self._counts(events=events, discarded=discarded)
+        per_reason: dict[str, int] = {}
+        for key, value in self._attached.obj.map("reason_counts").items():
+            name = self._decoder.reason(struct.unpack("<I", key)[0])
+            per_reason[name] = per_reason.get(name, 0) + sum_percpu(value, 1)[0]
+        flows, flow_count = self._top_flows()
+        return {**counts, "unaccounted": unaccounted, "duration_s": duration_s,
+                "reasons": dict(sorted(per_reason.items(), key=lambda item: -item[1])),
+                "flows": [dict(flow) for flow in flows], "flow_count": flow_count,
+                "flow_overflow": counters[4]}
+
+    def close(self) -> None:
+        if self._ring is not None:
+            self._ring.free()
+            self._ring = None
+        if self._attached is not None:
+            self._attached.close()
+            self._attached = None

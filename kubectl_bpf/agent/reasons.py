@@ -14,8 +14,8 @@ CORE_PREFIX = "SKB_DROP_REASON_"
 SUBSYS_PREFIX = "SKB_DROP_REASON_SUBSYS_"
 SUBSYS_SHIFT = 16
 # Enumerators that are not drops at all: SKB_CONSUMED is a normal free, the
-# other two are markers.
-NOT_DROPS = ("SKB_NOT_DROPPED_YET", "SKB_CONSUMED", "SKB_DROP_REASON_MAX")
+# others are markers.
+NOT_DROPS = ("SKB_NOT_DROPPED_YET", "SKB_CONSUMED", "SKB_DROP_REASON_MAX", "SKB_DROP_REASON_SUBSYS_MASK")
 
 
 class ReasonTable:

@@ -236,9 +236,8 @@ class DropsGadget:
         try:
             return self._reasons.code(name)
         except KeyError:
-            raise errors.BadInputError(
-                f"unknown drop reason {name!r} for kernel {os.uname().release}; known: "
-                + ", ".join(self._reasons.names())) from None
+            raise errors.BadInputError(f"unknown drop reason {name!r} for kernel {os.uname().release} "
+                                       "(see 'kubectl-bpf drops --list-reasons')") from None
 
     # -- stream -----------------------------------------------------------
 

@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import subprocess
+from typing import ClassVar
 
 from setuptools import Command, find_packages, setup
 from setuptools.command.build_py import build_py
@@ -31,7 +32,8 @@ class BuildBpf(Command):
     """Compile every gadget's <name>.bpf.c into a CO-RE <name>.bpf.o beside it."""
 
     description = "compile the BPF programs with clang"
-    user_options = [("clang=", None, "clang binary"), ("force", "f", "rebuild everything")]
+    user_options: ClassVar[list[tuple[str, object, str]]] = [
+        ("clang=", None, "clang binary"), ("force", "f", "rebuild everything")]
 
     def initialize_options(self) -> None:
         self.clang = os.environ.get("CLANG", "clang")

@@ -240,10 +240,8 @@ class Btf:
         values: dict[str, int] = {}
         members = pointer + 12
         if kind == BTF_KIND_ENUM:
-            for name_off, value in (ctypes.c_uint32 * 2 * vlen).from_address(members):
-                if signed and value >= 1 << 31:
-                    value -= 1 << 32
-                values[self._name(name_off)] = value
+            for name_off, raw in (ctypes.c_uint32 * 2 * vlen).from_address(members):
+                values[self._name(name_off)] = raw - (1 << 32) if signed and raw >= 1 << 31 else raw
         elif kind == BTF_KIND_ENUM64:
             for name_off, low, high in (ctypes.c_uint32 * 3 * vlen).from_address(members):
                 values[self._name(name_off)] = high << 32 | low
@@ -482,7 +480,7 @@ class RingBuffer:
     def _trampoline(self, _ctx: Optional[int], data: int, size: int) -> int:
         try:
             self._on_sample(data, size)
-        except BaseException as exc:  # noqa: BLE001 -- re-raised after the C frame returns
+        except BaseException as exc:  # re-raised after the C frame returns
             self._error = exc
             return -1
         self._in_batch += 1

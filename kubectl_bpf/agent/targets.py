@@ -116,7 +116,7 @@ def resolve_target(target: spec.TargetSpec, *, proc_root: str = "/proc") -> Host
             raise errors.BadInputError(f"{path} is not a network namespace file")
         netns_files.setdefault(netns.netns_inode(path), path)
 
-    for inode, proc_net in inodes.items():
+    for proc_net in inodes.values():
         ips.update(netns.addresses_in(proc_net))
     for inode, path in netns_files.items():
         if inode not in inodes:

@@ -118,7 +118,7 @@ class JsonSink:
     """JSON lines on stdout, plus the error as one human line on stderr."""
 
     def __init__(self) -> None:
-        from kubectl_bpf.agent import emit  # the JSON writer lives with the agent
+        from kubectl_bpf.agent import emit  # noqa: PLC0415 -- the agent's writer, --local only
 
         self._lines = emit.JsonLinesSink(sys.stdout.fileno())
         self.error: Optional[str] = None
@@ -135,7 +135,7 @@ class JsonSink:
 
 def run_local(run_spec: spec.RunSpec, *, output: str) -> int:
     """Run the agent in this process; returns its exit code."""
-    from kubectl_bpf.agent import __main__ as agent_main  # kernel code only on this path
+    from kubectl_bpf.agent import __main__ as agent_main  # noqa: PLC0415 -- kernel code: --local only
 
     sink: Any = JsonSink() if output == "json" else TableSink(
         wide=output == "wide", aggregate=bool(run_spec.params.get("aggregate")))
@@ -146,8 +146,8 @@ def run_local(run_spec: spec.RunSpec, *, output: str) -> int:
 
 
 def print_reasons() -> int:
-    from kubectl_bpf.agent import libbpf
-    from kubectl_bpf.gadgets.drops import node
+    from kubectl_bpf.agent import libbpf  # noqa: PLC0415 -- kernel code: --local only
+    from kubectl_bpf.gadgets.drops import node  # noqa: PLC0415
 
     try:
         names = node.load_reason_table().names()
@@ -160,7 +160,8 @@ def print_reasons() -> int:
 
 @click.command("drops")
 @click.option("--local", is_flag=True, help="Trace on this host, without Kubernetes.")
-@click.option("--pid", "pids", type=int, multiple=True, help="Target: the netns of this process (repeatable).")
+@click.option("--pid", "pids", type=int, multiple=True,
+              help="Target: the netns of this process (repeatable).")
 @click.option("--netns", "netns_paths", multiple=True, metavar="PATH",
               help="Target: a netns file, e.g. /run/netns/NAME (repeatable).")
 @click.option("--container-id", "container_ids", multiple=True, metavar="ID",

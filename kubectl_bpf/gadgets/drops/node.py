@@ -179,7 +179,7 @@ class DropsGadget:
 
     name = "drops"
     event_type = schema.DROP
-    btf_types = ("btf_trace_kfree_skb", "skb_drop_reason")
+    btf_types: tuple[str, ...] = ("btf_trace_kfree_skb", "skb_drop_reason")
     tracepoint = "skb/kfree_skb"
 
     def __init__(self, params: drops_params.DropsParams, *, object_path: str = OBJECT_PATH,
@@ -279,7 +279,7 @@ class DropsGadget:
 
     def _counts(self, *, events: int, discarded: int) -> tuple[records.Counts, int, tuple[int, ...]]:
         assert self._attached is not None
-        seen, emitted, lost, suppressed, overflow = counters = self._kernel_counters()
+        seen, emitted, lost, suppressed, _overflow = counters = self._kernel_counters()
         counts: records.Counts = {
             "drops": seen, "events": events, "lost": lost, "suppressed": suppressed + discarded,
             "missed": int(self._attached.program.info().recursion_misses)}

@@ -53,6 +53,6 @@ class FlowsRecord(TypedDict):
 # (header, field) in display order. Endpoints render with their ports.
 COLUMNS = (("TIME", "time"), ("DIR", "direction"), ("PROTO", "protocol"), ("SRC", "src"),
            ("DST", "dst"), ("REASON", "reason"), ("LOCATION", "location"))
-WIDE_COLUMNS = COLUMNS + (("IFACE", "ifname"), ("NETNS", "netns"), ("LEN", "len_bytes"))
+WIDE_COLUMNS = (*COLUMNS, ("IFACE", "ifname"), ("NETNS", "netns"), ("LEN", "len_bytes"))
 FLOW_COLUMNS = (("SRC", "src"), ("DST", "dst"), ("PROTO", "protocol"), ("DPORT", "dport"),
                 ("REASON", "reason"), ("COUNT", "count"))

@@ -22,6 +22,15 @@ class Variant:
     hook: str  # what the preflight record reports, e.g. "tp_btf/kfree_skb"
 
 
+@dataclasses.dataclass(frozen=True)
+class AttachInfo:
+    """What the stream reports about the attachment (preflight and ready)."""
+
+    hook: str
+    load_ms: float
+    prog_id: int  # kernel program id, for audit (`bpftool prog show id N`)
+
+
 @dataclasses.dataclass
 class Attached:
     obj: libbpf.Object
@@ -29,6 +38,9 @@ class Attached:
     link: libbpf.Link
     hook: str
     load_ms: float
+
+    def info(self) -> AttachInfo:
+        return AttachInfo(hook=self.hook, load_ms=self.load_ms, prog_id=int(self.program.info().id))
 
     def detach(self) -> None:
         self.link.destroy()

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any, Optional, Protocol
 
 import kubectl_bpf
-from kubectl_bpf.agent import emit, errors, preflight, targets
+from kubectl_bpf.agent import emit, errors, loader, preflight, targets
 from kubectl_bpf.protocol import exitcodes, records, spec
 
 POLL_TIMEOUT_MS = 100
@@ -29,8 +29,8 @@ class Gadget(Protocol):
     btf_types: tuple[str, ...]  # kernel types whose absence means "too old"
     tracepoint: str  # "subsystem/event", for the preflight check
 
-    def attach(self, target: targets.HostTarget, facts: preflight.HostFacts) -> tuple[str, float]:
-        """Load and attach; returns (hook used, load time in ms)."""
+    def attach(self, target: targets.HostTarget, facts: preflight.HostFacts) -> loader.AttachInfo:
+        """Load and attach."""
 
     def poll(self, timeout_ms: int) -> list[dict[str, Any]]:
         """Decoded events that arrived, waiting at most timeout_ms for one."""
@@ -100,12 +100,13 @@ def _run(gadget: Gadget, run_spec: spec.RunSpec, emitter: emit.Emitter) -> int:
     with _StopFlag() as stop:
         facts = preflight.check_host(btf_types=gadget.btf_types, tracepoint=gadget.tracepoint)
         target = targets.resolve_target(run_spec.target, proc_root=run_spec.proc_root)
-        hook, load_ms = gadget.attach(target, facts)
+        attached = gadget.attach(target, facts)
         emitter.emit(records.PREFLIGHT, {
             "gadget": gadget.name, "agent_version": kubectl_bpf.__version__, "kernel": facts.kernel,
-            "btf": facts.btf, "hook": hook, "capabilities": list(facts.capabilities),
+            "btf": facts.btf, "hook": attached.hook, "capabilities": list(facts.capabilities),
             "lockdown": facts.lockdown, "target": target.to_record()})
-        emitter.emit(records.READY, {"time": _iso_now(), "load_ms": round(load_ms, 1)})
+        emitter.emit(records.READY, {"time": _iso_now(), "load_ms": round(attached.load_ms, 1),
+                                     "prog_id": attached.prog_id})
         emitter.flush()
         started = time.monotonic()
         events = discarded = 0

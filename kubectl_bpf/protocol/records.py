@@ -39,6 +39,7 @@ class Ready(TypedDict):
 
     time: str
     load_ms: float
+    prog_id: int  # the kernel's id of the attached program, for audit
 
 
 class Counts(TypedDict):

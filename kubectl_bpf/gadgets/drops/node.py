@@ -196,7 +196,7 @@ class DropsGadget:
 
     # -- attach -----------------------------------------------------------
 
-    def attach(self, target: targets.HostTarget, facts: preflight.HostFacts) -> tuple[str, float]:
+    def attach(self, target: targets.HostTarget, facts: preflight.HostFacts) -> loader.AttachInfo:
         self._reasons = load_reason_table()
         reason_codes = [self._reason_code(name) for name in self.params.reasons]
         if not os.path.exists(self._object_path):
@@ -229,7 +229,7 @@ class DropsGadget:
         self._decoder = Decoder(self._reasons, self._symbols)
         self._ring = libbpf.RingBuffer(self._attached.obj.map("events"), self._on_sample)
         self._symbols.load_in_background()
-        return self._attached.hook, self._attached.load_ms
+        return self._attached.info()
 
     def _reason_code(self, name: str) -> int:
         assert self._reasons is not None

@@ -213,8 +213,8 @@ else
 fi
 
 # Sanity: each binary runs and reports the stamped version.
-"$BIN/kubectl" version --client 2>/dev/null | grep -q "$K8S_VERSION" \
-  || die "kubectl does not report $K8S_VERSION"
+kv=$("$BIN/kubectl" version --client 2>/dev/null || true)
+[[ "$kv" == *"$K8S_VERSION"* ]] || die "kubectl does not report $K8S_VERSION: $kv"
 "$BIN/etcd" --version >/dev/null || die "etcd does not run"
 echo "$K8S_VERSION" > "$CACHE/.last-k8s-version"
 echo "$BIN"

@@ -15,7 +15,7 @@ import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from typing import Literal, TypedDict, cast
+from typing import Literal, TypedDict, TypeVar, cast
 
 import yaml
 
@@ -38,6 +38,8 @@ POLICY_API_VERSION = "networking.k8s.io/v1"
 # Pods in these phases have no network any more; they stay in the inventory and
 # the caller decides whether to probe them.
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
+
+_T = TypeVar("_T")
 
 
 class InventoryError(ValueError):
@@ -103,18 +105,14 @@ class RawSelector(TypedDict, total=False):
     matchExpressions: list[RawRequirement]
 
 
-class RawIPBlock(TypedDict, total=False):
-    cidr: str
-    # "except" is a keyword, hence the functional TypedDict below.
-
-
-RawIPBlockFull = TypedDict("RawIPBlockFull", {"cidr": str, "except": list[str]}, total=False)
+# "except" is a Python keyword, hence the functional form.
+RawIPBlock = TypedDict("RawIPBlock", {"cidr": str, "except": list[str]}, total=False)
 
 
 class RawPeer(TypedDict, total=False):
     podSelector: RawSelector
     namespaceSelector: RawSelector
-    ipBlock: RawIPBlockFull
+    ipBlock: RawIPBlock
 
 
 class RawPolicyPort(TypedDict, total=False):
@@ -331,10 +329,10 @@ def parse_objects(documents: Iterable[object]) -> Inventory:
             namespace = _parse_namespace(raw, where)
             _add_unique(namespaces, namespace.name, namespace, f"Namespace {namespace.name}")
         elif kind == "Pod":
-            pod = _parse_pod(cast(RawPod, raw))
+            pod = _parse_pod(cast(RawPod, raw), where)
             _add_unique(pods, pod.key, pod, f"Pod {pod.key}")
         elif kind == "NetworkPolicy" and raw.get("apiVersion", POLICY_API_VERSION) == POLICY_API_VERSION:
-            policy = _parse_policy(cast(RawPolicy, raw))
+            policy = _parse_policy(cast(RawPolicy, raw), where)
             _add_unique(policies, policy.key, policy, f"NetworkPolicy {policy.key}")
         else:
             label = f"{raw.get('apiVersion')} {kind}" if kind == "NetworkPolicy" else str(kind)
@@ -344,7 +342,8 @@ def parse_objects(documents: Iterable[object]) -> Inventory:
     for name in sorted({pod.namespace for pod in pods.values()} - namespaces.keys()):
         # Known only from its pods: the one label it is sure to carry is its name.
         namespaces[name] = Namespace(name, {NAMESPACE_NAME_LABEL: name})
-        warnings.append(f"no Namespace object for {name}: assuming it has no labels but {NAMESPACE_NAME_LABEL}")
+        warnings.append(
+            f"no Namespace object for {name}: assuming it has no labels but {NAMESPACE_NAME_LABEL}")
     return Inventory(
         namespaces=dict(sorted(namespaces.items())),
         pods=tuple(pod for _, pod in sorted(pods.items(), key=lambda item: _sort_key(item[1].key))),
@@ -359,7 +358,7 @@ def _sort_key(key: str) -> tuple[str, str]:
     return namespace, name
 
 
-def _add_unique[T](objects: dict[str, T], key: str, value: T, label: str) -> None:
+def _add_unique(objects: dict[str, _T], key: str, value: _T, label: str) -> None:
     if key in objects:
         raise InventoryError(f"{label} appears twice")
     objects[key] = value
@@ -381,7 +380,7 @@ def _unpack(value: object, where: str, item_kind: str | None) -> Iterable[tuple[
     raw = cast(RawObject, _mapping(value, where))
     kind = raw.get("kind", item_kind)
     if not isinstance(kind, str):
-        raise InventoryError(f"{where}: kind must be a string, got {kind!r}")
+        raise InventoryError(f"{where}: kind must be a string, got {_describe(kind)}")
     if kind.endswith("List") and "items" in raw:
         inner_kind = kind[:-len("List")] or None
         for index, item in enumerate(_list(raw.get("items"), f"{where}.items")):
@@ -393,14 +392,14 @@ def _unpack(value: object, where: str, item_kind: str | None) -> Iterable[tuple[
 
 
 def _parse_namespace(raw: RawObject, where: str) -> Namespace:
-    name, _ = _metadata(raw, where, namespaced=False)
+    name, _ = _metadata(raw, f"{where}: Namespace", namespaced=False)
     labels = _labels(_mapping(raw.get("metadata"), where).get("labels"), f"Namespace {name}")
     labels.setdefault(NAMESPACE_NAME_LABEL, name)
     return Namespace(name, labels)
 
 
-def _parse_pod(raw: RawPod) -> Pod:
-    name, namespace = _metadata(raw, "Pod", namespaced=True)
+def _parse_pod(raw: RawPod, where: str) -> Pod:
+    name, namespace = _metadata(raw, f"{where}: Pod", namespaced=True)
     label = f"Pod {namespace}/{name}"
     labels = _labels(_mapping(raw.get("metadata"), label).get("labels"), label)
     spec = cast(RawPodSpec, _mapping(raw.get("spec", {}), f"{label}: spec"))
@@ -443,8 +442,8 @@ def _pod_ips(status: RawPodStatus, label: str) -> tuple[IPAddress, ...]:
     return tuple(ips)
 
 
-def _parse_policy(raw: RawPolicy) -> Policy:
-    name, namespace = _metadata(raw, "NetworkPolicy", namespaced=True)
+def _parse_policy(raw: RawPolicy, where: str) -> Policy:
+    name, namespace = _metadata(raw, f"{where}: NetworkPolicy", namespaced=True)
     label = f"NetworkPolicy {namespace}/{name}"
     spec = cast(RawPolicySpec, _mapping(raw.get("spec"), f"{label}: spec"))
     ingress_raw = _list(spec.get("ingress"), f"{label}: spec.ingress")
@@ -495,7 +494,7 @@ def _peer(value: object, where: str) -> Peer:
 
 
 def _ip_block(value: object, where: str) -> IPBlock:
-    raw = cast(RawIPBlockFull, _mapping(value, where))
+    raw = cast(RawIPBlock, _mapping(value, where))
     cidr = _network(raw.get("cidr"), f"{where}.cidr")
     excepts: list[IPNetwork] = []
     for index, text in enumerate(_list(raw.get("except"), f"{where}.except")):
@@ -557,7 +556,7 @@ def _selector(value: object, where: str) -> Selector:
             raise InventoryError(f"{e_where}.values: {operator} takes no values")
         requirements.append(Requirement(
             key=_string(raw_requirement.get("key"), f"{e_where}.key"),
-            operator=cast(Operator, operator), values=values))
+            operator=operator, values=values))
     return Selector(match_labels=tuple(sorted(match_labels.items())), requirements=tuple(requirements))
 
 
@@ -588,7 +587,7 @@ def _protocol(value: object, where: str) -> Protocol:
         return "TCP"
     if value not in PROTOCOLS:
         raise InventoryError(f"{where}: {value!r} is not one of {', '.join(PROTOCOLS)}")
-    return cast(Protocol, value)
+    return value
 
 
 def _port_number(value: object, where: str) -> int:

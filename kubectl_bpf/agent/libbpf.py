@@ -262,6 +262,21 @@ class Btf:
                     found[name] = type_id
         return found
 
+    def struct_members(self, type_id: int) -> list[tuple[str, int]]:
+        """(name, bit offset) of each member of a STRUCT, in declaration order.
+
+        With kind_flag set (a struct holding bitfields), only the low 24 bits of
+        ``btf_member.offset`` are the offset; the high 8 are the bitfield size.
+        """
+        pointer = _check_pointer(lib().btf__type_by_id(self._live(), type_id), f"BTF type {type_id}")
+        _name_off, info, _size = (ctypes.c_uint32 * 3).from_address(pointer)
+        kind, vlen, kind_flag = (info >> 24) & 0x1F, info & 0xFFFF, bool(info >> 31)
+        if kind != BTF_KIND_STRUCT:
+            raise LibbpfError(errno.EINVAL, f"BTF type {type_id} is not a struct")
+        # struct btf_member { u32 name_off; u32 type; u32 offset; } follows the btf_type.
+        return [(self._name(name_off), offset & 0xFFFFFF if kind_flag else offset)
+                for name_off, _type, offset in (ctypes.c_uint32 * 3 * vlen).from_address(pointer + 12)]
+
     def free(self) -> None:
         if self._pointer:
             lib().btf__free(self._pointer)

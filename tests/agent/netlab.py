@@ -10,6 +10,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from typing import Optional
 
 TRAFFIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "traffic.py")
@@ -76,10 +77,20 @@ class Lab:
         run("ip", "link", "add", a_dev, "netns", a.name, "type", "veth", "peer", "name", b_dev,
             "netns", b.name)
         for namespace, dev, addrs in ((a, a_dev, a_addrs), (b, b_dev, b_addrs)):
+            namespace.sysctl(f"net.ipv6.conf.{dev}.accept_dad=0")
             for addr in addrs:
-                extra = ["nodad"] if ":" in addr else []
-                namespace.ip("addr", "add", addr, "dev", dev, *extra)
+                namespace.ip("addr", "add", addr, "dev", dev, *(["nodad"] if ":" in addr else []))
             namespace.ip("link", "set", dev, "up")
+        for namespace, dev in ((a, a_dev), (b, b_dev)):
+            # IPv6 is usable only once the link-local address is final and the
+            # multicast route exists (a moment after carrier): until then
+            # neighbour solicitations are dropped (IP_INNOROUTES).
+            deadline = time.monotonic() + 5
+            while (namespace.ip("-6", "addr", "show", "dev", dev, "tentative").strip()
+                   or "ff00::/8" not in namespace.ip("-6", "route", "show", "table", "local", "dev", dev)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"IPv6 on {dev} in {namespace.name} is not ready after 5 s")
+                time.sleep(0.02)
         return a_dev, b_dev
 
     def cleanup(self) -> None:

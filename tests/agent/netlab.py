@@ -17,7 +17,7 @@ TRAFFIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "traffic.py")
 
 
 def run(*args: str, stdin: Optional[str] = None) -> str:
-    result = subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=60, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout

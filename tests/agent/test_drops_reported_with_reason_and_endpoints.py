@@ -65,7 +65,7 @@ def test_ipv6_drops_carry_ipv6_endpoints(pair, trace):
 
 
 def test_egress_drop_in_target_is_egress(pair, trace):
-    client, target = pair
+    _, target = pair
     target.nft_drop("output", "udp dport 7004")
     tracer = trace("--netns", target.path)
     target.traffic("udp", CLIENT_V4, "7004", "2")

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what building, testing and benchmarking kubectl-bpf needs on a
+# fresh Debian 12 machine: the BPF toolchain (clang, llvm-strip, libbpf,
+# bpftool), the network tools the tests drive (iproute2, nftables), bpftrace
+# for the benchmark baseline, and the Python test tools. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(clang llvm libbpf-dev libbpf1 bpftool nftables iproute2 bpftrace gcc libc6-dev util-linux)
+missing=()
+for pkg in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "[deps] apt: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -m pip install -q --disable-pip-version-check -r requirements-dev.txt

@@ -379,6 +379,8 @@ def _flatten(documents: Iterable[object]) -> Iterable[tuple[str, RawObject]]:
 def _unpack(value: object, where: str, item_kind: str | None) -> Iterable[tuple[str, RawObject]]:
     raw = cast(RawObject, _mapping(value, where))
     kind = raw.get("kind", item_kind)
+    if kind is None:
+        raise InventoryError(f"{where}: has no kind")
     if not isinstance(kind, str):
         raise InventoryError(f"{where}: kind must be a string, got {_describe(kind)}")
     if kind.endswith("List") and "items" in raw:

@@ -15,6 +15,7 @@ import click
 
 import kubectl_bpf
 from kubectl_bpf.gadgets.drops import command as drops_command
+from kubectl_bpf.gadgets.policy_test import command as policy_test_command
 from kubectl_bpf.protocol import exitcodes
 
 
@@ -25,6 +26,7 @@ def cli() -> None:
 
 
 cli.add_command(drops_command.drops)
+cli.add_command(policy_test_command.policy_test)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from typing import Literal
 
 import click
+import tabulate
 
-from kubectl_bpf.cli import render
 from kubectl_bpf.gadgets.policy_test import evaluate, inventory, queries, schema
 from kubectl_bpf.protocol import exitcodes
 
@@ -138,7 +138,10 @@ def _render_table(group: queries.PortGroup) -> str:
         if len(row) == width + 1:
             rows.append(row)
             row = []
-    return render.table(["FROM \\ TO", *(pod.key for pod in group.destinations)], rows)
+    # The house table style (cli/render.py), not imported from there: kubectl_bpf.cli
+    # imports this module, so importing it back would be circular.
+    return tabulate.tabulate(rows, headers=["FROM \\ TO", *(pod.key for pod in group.destinations)],
+                             tablefmt="plain", disable_numparse=True)
 
 
 def _symbol(verdict: evaluate.Verdict) -> str:

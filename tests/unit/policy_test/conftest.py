@@ -56,6 +56,15 @@ def evaluate_port(inv: inventory.Inventory, port: str) -> dict[tuple[str, str], 
 
 
 @pytest.fixture
+def named_ports_file(tmp_path: pathlib.Path) -> pathlib.Path:
+    """The named_ports case as a kind: List file, as kubectl would export it."""
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List",
+                                    "items": load_case("named_ports")["cluster"]}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
 def check_case() -> Callable[[str], inventory.Inventory]:
     def check(name: str) -> inventory.Inventory:
         case = load_case(name)

@@ -47,7 +47,8 @@ def test_pod_fields_are_read_with_api_defaults() -> None:
     (pod,) = inventory.load_inventory(POD).pods
     assert pod.labels == {"app": "web"}
     assert pod.ips == (ipaddress.ip_address("10.0.0.9"), ipaddress.ip_address("fd00::9"))
-    assert pod.ports == (inventory.ContainerPort(8080, "TCP", "http"), inventory.ContainerPort(53, "UDP", None))
+    assert pod.ports == (inventory.ContainerPort(8080, "TCP", "http"),
+                         inventory.ContainerPort(53, "UDP", None))
     assert (pod.phase, pod.node_name, pod.host_network) == ("Running", "node-1", False)
     assert pod.find_port("http", None) == inventory.ContainerPort(8080, "TCP", "http")
     assert pod.find_port("http", "UDP") is None
@@ -114,8 +115,8 @@ def test_empty_document_and_empty_input_give_an_empty_inventory() -> None:
      "'ingress' is not Ingress or Egress"),
     ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {matchExpressions: "
      "[{key: a, operator: Equals, values: [b]}]}}", "'Equals' is not one of In, NotIn, Exists, DoesNotExist"),
-    ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {matchExpressions: [{key: a, operator: In}]}}",
-     "In needs at least one value"),
+    ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {matchExpressions: "
+     "[{key: a, operator: In}]}}", "In needs at least one value"),
     ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {matchExpressions: "
      "[{key: a, operator: Exists, values: [b]}]}}", "Exists takes no values"),
     ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{from: [{}]}]}",

@@ -16,9 +16,9 @@ from kubectl_bpf.gadgets.policy_test import evaluate, inventory
 
 CONTAINER_PORTS = [("http", 80, "TCP"), ("http", 8080, "TCP"), ("dns", 53, "UDP"), ("alt", 80, "UDP"),
                    ("assoc", 9, "SCTP"), ("web", 8080, "TCP")]
-TRAFFIC = [evaluate.Traffic(port, protocol) for port, protocol in
-           [(80, "TCP"), (8080, "TCP"), (53, "UDP"), (80, "UDP"), (9, "SCTP"), (85, "TCP"), (None, "TCP"),
-            (None, "UDP")]]
+TRAFFIC = [evaluate.Traffic(80, "TCP"), evaluate.Traffic(8080, "TCP"), evaluate.Traffic(53, "UDP"),
+           evaluate.Traffic(80, "UDP"), evaluate.Traffic(9, "SCTP"), evaluate.Traffic(85, "TCP"),
+           evaluate.Traffic(None, "TCP"), evaluate.Traffic(None, "UDP")]
 
 
 def random_selector(rng: random.Random, keys: list[str]) -> dict[str, Any]:
@@ -121,7 +121,8 @@ def test_matrix_equals_reference_on_every_pair_and_port(seed: int) -> None:
     inv = inventory.parse_objects(random_cluster(seed))
     index = evaluate.PolicyIndex(inv)
     for traffic in TRAFFIC:
-        matrix = list(evaluate.evaluate_matrix(index, sources=inv.pods, destinations=inv.pods, traffic=traffic))
+        matrix = list(evaluate.evaluate_matrix(index, sources=inv.pods, destinations=inv.pods,
+                                               traffic=traffic))
         assert len(matrix) == len(inv.pods) ** 2
         for source, destination, verdict in matrix:
             reference = evaluate.evaluate_pair(inv, source=source, destination=destination, traffic=traffic)

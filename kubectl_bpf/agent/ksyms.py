@@ -22,6 +22,7 @@ class Symbols:
         self._names: list[str] = []
         self._cache: dict[int, str] = {}
         self._thread: Optional[threading.Thread] = None
+        self._loaded = threading.Event()
 
     def load_in_background(self) -> None:
         if self._thread is None:
@@ -33,6 +34,7 @@ class Symbols:
             with open(self._path, "rb") as kallsyms:
                 data = kallsyms.read()
         except OSError:
+            self._loaded.set()
             return
         symbols = []
         for line in data.splitlines():
@@ -44,16 +46,17 @@ class Symbols:
         symbols.sort()
         self._addresses = [address for address, _ in symbols]
         self._names = [name for _, name in symbols]
+        self._loaded.set()
 
     def symbolize(self, address: int) -> str:
         cached = self._cache.get(address)
         if cached is not None:
             return cached
-        if self._thread is None:
-            self._load()
-            self._thread = threading.current_thread()
-        elif self._thread.is_alive():
-            self._thread.join()
+        if not self._loaded.is_set():
+            if self._thread is None:
+                self._load()
+            else:
+                self._thread.join()
         index = bisect.bisect_right(self._addresses, address) - 1
         if index < 0 or not address:
             text = f"0x{address:x}"

@@ -81,6 +81,7 @@ RINGBUF_SAMPLE_FN = ctypes.CFUNCTYPE(_INT, _VOIDP, _VOIDP, _SIZE)
 _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "libbpf_set_print": (_VOIDP, [_PRINT_FN]),
     "libbpf_num_possible_cpus": (_INT, []),
+    "libbpf_strerror": (_INT, [_INT, ctypes.c_char_p, _SIZE]),
     "bpf_object__open_file": (_VOIDP, [ctypes.c_char_p, _VOIDP]),
     "bpf_object__load": (_INT, [_VOIDP]),
     "bpf_object__close": (None, [_VOIDP]),
@@ -178,16 +179,24 @@ def recent_messages() -> list[str]:
     return taken
 
 
+def strerror(number: int) -> str:
+    """Text of an errno or of libbpf's own codes (4000 and up, e.g. "Invalid ELF")."""
+    buffer = ctypes.create_string_buffer(128)
+    if lib().libbpf_strerror(number, buffer, len(buffer)) == 0:
+        return buffer.value.decode("utf-8", "replace")
+    return os.strerror(number)
+
+
 def _check(result: int, what: str) -> int:
     if result < 0:
-        raise LibbpfError(-result, f"{what}: {os.strerror(-result)}")
+        raise LibbpfError(-result, f"{what}: {strerror(-result)}")
     return result
 
 
 def _check_pointer(pointer: Optional[int], what: str) -> int:
     if not pointer:
         number = ctypes.get_errno() or errno.EINVAL
-        raise LibbpfError(number, f"{what}: {os.strerror(number)}")
+        raise LibbpfError(number, f"{what}: {strerror(number)}")
     return pointer
 
 
@@ -454,7 +463,7 @@ class Object:
         if result < 0:
             detail = " | ".join(line for line in recent_messages()[-3:] if line.strip())
             raise LibbpfError(-result, f"load {os.path.basename(self.path)}: "
-                                       f"{os.strerror(-result)}" + (f" ({detail})" if detail else ""))
+                                       f"{strerror(-result)}" + (f" ({detail})" if detail else ""))
 
     def struct_size(self, name: str) -> int:
         """Size of ``struct name`` as the object's BTF records it; -1 if absent."""

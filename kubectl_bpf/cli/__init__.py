@@ -36,6 +36,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     except click.exceptions.Abort:
         click.echo("kubectl-bpf: interrupted", err=True)
         sys.exit(exitcodes.INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message(), err=True)  # the help text: not an error line
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:

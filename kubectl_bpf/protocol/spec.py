@@ -52,6 +52,8 @@ class RunSpec:
         if not isinstance(document, dict):
             raise SpecError("spec must be a JSON object")
         target = document.pop("target", {}) or {}
+        if not isinstance(target, dict) or not all(isinstance(v, list) for v in target.values()):
+            raise SpecError("spec target must be an object of lists")
         try:
             return cls(target=TargetSpec(**{k: tuple(v) for k, v in target.items()}), **document)
         except TypeError as exc:

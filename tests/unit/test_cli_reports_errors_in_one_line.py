@@ -142,3 +142,11 @@ def test_list_reasons_without_kernel_btf_is_unsupported(monkeypatch: pytest.Monk
 def test_usage_errors_are_click_usage_errors() -> None:
     with pytest.raises(click.UsageError):
         cli.cli.main(["drops"], standalone_mode=False)
+
+
+def test_bare_command_prints_help_not_an_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([])
+    assert exited.value.code == exitcodes.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("Usage: kubectl-bpf") and "error:" not in err

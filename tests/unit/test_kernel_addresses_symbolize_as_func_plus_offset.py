@@ -96,3 +96,11 @@ def test_repeated_lookups_give_the_same_answer(tmp_path: pathlib.Path) -> None:
 def test_every_text_symbol_type_counts(tmp_path: pathlib.Path, kind: str) -> None:
     text = f"ffffffff81000000 T _stext\nffffffff81000100 {kind} target\n"
     assert _symbols(tmp_path, text).symbolize(0xFFFFFFFF81000108) == "target+0x8"
+
+
+def test_second_lookup_without_background_load_symbolizes(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "kallsyms"
+    path.write_text("ffffffff81100000 T ip_rcv\nffffffff81200000 t __udp4_lib_rcv\n")
+    symbols = ksyms.Symbols(str(path))
+    assert symbols.symbolize(0xFFFFFFFF81100010) == "ip_rcv+0x10"
+    assert symbols.symbolize(0xFFFFFFFF812001A4) == "__udp4_lib_rcv+0x1a4"

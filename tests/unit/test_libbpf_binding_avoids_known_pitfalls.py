@@ -227,3 +227,11 @@ def test_find_reports_an_absent_type_as_minus_one() -> None:
         assert btf.find("drop_event", libbpf.BTF_KIND_STRUCT) > 0
     finally:
         btf.free()
+
+
+def test_libbpf_own_error_codes_have_text(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "not-an-object.o"
+    path.write_text("this is not ELF\n")
+    with pytest.raises(libbpf.LibbpfError) as caught:
+        libbpf.Object(str(path))
+    assert "Unknown error" not in str(caught.value)

@@ -61,3 +61,9 @@ def test_invalid_spec_documents_raise_spec_error(text: str) -> None:
 
 def test_spec_error_is_a_value_error() -> None:
     assert issubclass(spec.SpecError, ValueError)
+
+
+@pytest.mark.parametrize("target", ['"10.0.0.1"', "[1]", '{"pids": 3}'])
+def test_target_that_is_not_an_object_of_lists_is_a_spec_error(target: str) -> None:
+    with pytest.raises(spec.SpecError):
+        spec.RunSpec.from_json('{"gadget": "drops", "target": ' + target + "}")

@@ -202,6 +202,8 @@ def drops(ctx: click.Context, *, local: bool, pids: tuple[int, ...], netns_paths
         params = drops_params.DropsParams(reasons=reasons, aggregate=aggregate, rate_limit=rate_limit,
                                           ring_bytes=ring_kib * 1024)
     except ValueError as exc:
+        if ring_kib & (ring_kib - 1):
+            raise click.BadParameter(f"{ring_kib} is not a power of two", param_hint="--ring-kib") from exc
         raise click.BadParameter(str(exc)) from exc
     run_spec = spec.RunSpec(
         gadget="drops",

@@ -89,7 +89,8 @@ class Decoder:
     def __init__(self, reason_table: reasons.ReasonTable, symbols: ksyms.Symbols) -> None:
         self._reasons = reason_table
         self._symbols = symbols
-        self._addresses: dict[bytes, str] = {}
+        # One cache per family: the same 16 bytes read differently as v4-mapped and v6.
+        self._addresses: dict[int, dict[bytes, str]] = {4: {}, 6: {}}
         self._reason_names: dict[int, str] = {}
         self._ifnames: dict[bytes, Optional[str]] = {}
         # CLOCK_MONOTONIC (bpf_ktime_get_ns) to wall time.
@@ -98,15 +99,17 @@ class Decoder:
         self._second_text = ""
 
     def address(self, raw: bytes, family: int) -> Optional[str]:
-        text = self._addresses.get(raw)
+        """None for non-IP packets (family 0)."""
+        cache = self._addresses.get(family)
+        if cache is None:
+            return None
+        text = cache.get(raw)
         if text is None:
             if family == 4:
                 text = socket.inet_ntop(socket.AF_INET, raw[12:])
-            elif family == 6:
-                text = socket.inet_ntop(socket.AF_INET6, raw)
             else:
-                return None
-            self._addresses[raw] = text
+                text = socket.inet_ntop(socket.AF_INET6, raw)
+            cache[raw] = text
         return text
 
     def reason(self, code: int) -> str:

@@ -253,3 +253,19 @@ def test_addr_key_is_the_kernels_address_form() -> None:
     assert node.addr_key("10.0.0.1") == v4("10.0.0.1")
     assert node.addr_key("fd00::1") == v6("fd00::1")
     assert len(node.addr_key("::")) == len(node.addr_key("0.0.0.0")) == 16
+
+
+def test_non_ip_drop_after_an_ipv6_unspecified_source_has_no_addresses(decoder: node.Decoder) -> None:
+    zero = b"\0" * 16
+    solicitation = node.EVENT.pack(1, 0, 3, 1, 2, 2, 72, 0x86DD, 58, 1, zero,
+                                   socket.inet_pton(socket.AF_INET6, "ff02::1:ff00:1"), 135, 0, 2, 6, b"eth0")
+    arp = node.EVENT.pack(2, 0, 3, 1, 2, 2, 28, 0x0806, 0, 1, zero, zero, 0, 0, 0, 0, b"eth0")
+    assert decoder.decode(solicitation)["src"] == "::"
+    record = decoder.decode(arp)
+    assert (record["src"], record["dst"], record["protocol"]) == (None, None, "ARP")
+
+
+def test_same_bytes_decode_per_family(decoder: node.Decoder) -> None:
+    mapped = b"\0" * 10 + b"\xff\xff" + socket.inet_pton(socket.AF_INET, "10.1.2.3")
+    assert decoder.address(mapped, 6) == "::ffff:10.1.2.3"
+    assert decoder.address(mapped, 4) == "10.1.2.3"

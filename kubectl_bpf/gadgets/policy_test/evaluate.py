@@ -25,9 +25,8 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal, NamedTuple
 
-from kubectl_bpf.gadgets.policy_test import inventory
+from kubectl_bpf.gadgets.policy_test import inventory, schema
 
-Expected = Literal["allow", "deny", "undefined"]
 Direction = Literal["ingress", "egress"]
 
 
@@ -52,7 +51,7 @@ class Verdict:
     """``because`` names the deciding rules ("ns/policy ingress[0]") or the isolating
     side; ``cni_dependent`` marks an allow that rests only on an ipBlock."""
 
-    expected: Expected
+    expected: schema.Expected
     because: tuple[str, ...]
     cni_dependent: bool = False
 
@@ -81,7 +80,7 @@ class _Side(NamedTuple):
         return not self.isolated_by or bool(self.allowed_by)
 
 
-def explain_sides(egress: _Side, ingress: _Side) -> Verdict:
+def _explain_sides(egress: _Side, ingress: _Side) -> Verdict:
     """The verdict of a flow from its two sides; both evaluation paths end here."""
     sides = (("egress", "source", "destination", egress), ("ingress", "destination", "source", ingress))
     if egress.allows and ingress.allows:
@@ -114,7 +113,7 @@ def evaluate_pair(inv: inventory.Inventory, *, source: inventory.Pod, destinatio
                             peer_ip=destination_ip, destination=destination, traffic=traffic)
     ingress = _evaluate_side(inv, direction="ingress", pod=destination, peer=source,
                              peer_ip=source_ip, destination=destination, traffic=traffic)
-    return explain_sides(egress, ingress)
+    return _explain_sides(egress, ingress)
 
 
 def _evaluate_side(inv: inventory.Inventory, *, direction: Direction, pod: inventory.Pod,
@@ -201,7 +200,7 @@ def _flow_ips(source: inventory.Pod, destination: inventory.Pod
 
 # The ipBlock address a pod is matched by: its primary IP (egress: the destination is
 # addressed there) or its IP of the destination's family (ingress: the source's address).
-PRIMARY = 0
+_PRIMARY = 0
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -211,7 +210,7 @@ class _CompiledRule:
     ports: tuple[inventory.PolicyPort, ...]
     selected: frozenset[int]  # pods matched by the rule's selector peers (all when it has no peers)
     ip_blocks: tuple[inventory.IPBlock, ...]
-    ip_members: dict[int, frozenset[int]]  # address mode (PRIMARY, 4, 6) -> pods an ipBlock matches
+    ip_members: dict[int, frozenset[int]]  # address mode (_PRIMARY, 4, 6) -> pods an ipBlock matches
 
 
 _Entry = tuple[_RuleRef, _RuleRef, frozenset[int], frozenset[int]]  # ref, ip_ref, members, ip-only
@@ -336,7 +335,7 @@ class PolicyIndex:
         ports: set[Traffic] = set()
         for number, (ingress, egress) in enumerate(self.rules):
             for rule in egress:
-                if column in rule.selected or column in self.ip_members(rule, PRIMARY):
+                if column in rule.selected or column in self.ip_members(rule, _PRIMARY):
                     ports.update(_numeric_ports(rule))
             if number in self.ingress_policies[column]:
                 for rule in ingress:
@@ -361,7 +360,7 @@ def _numeric_ports(rule: _CompiledRule) -> Iterator[Traffic]:
 
 
 def _address(pod: inventory.Pod, mode: int) -> inventory.IPAddress | None:
-    if mode == PRIMARY:
+    if mode == _PRIMARY:
         return pod.ips[0] if pod.ips else None
     return pod.ip_of_family(mode)
 
@@ -409,7 +408,7 @@ def evaluate_matrix(index: PolicyIndex, *, sources: Iterable[inventory.Pod],
             key = (egress_isolated_by, egress_allowed, ingress_isolated_by, ingress_allowed)
             verdict = explained.get(key)
             if verdict is None:
-                verdict = explained[key] = explain_sides(_Side(egress_isolated_by, egress_allowed),
+                verdict = explained[key] = _explain_sides(_Side(egress_isolated_by, egress_allowed),
                                                          _Side(ingress_isolated_by, ingress_allowed))
             yield source, destination, verdict
 
@@ -425,7 +424,7 @@ def _egress_context(index: PolicyIndex, policies: tuple[int, ...], traffic: Traf
             admitted = _admitted_destinations(index, rule.ports, traffic)
             if not admitted:
                 continue
-            by_ip = index.ip_members(rule, PRIMARY)
+            by_ip = index.ip_members(rule, _PRIMARY)
             members = (rule.selected | by_ip) & admitted
             if members:
                 entries.append((rule.ref, rule.ip_ref, members, (by_ip - rule.selected) & admitted))

@@ -65,7 +65,6 @@ class PortGroup:
     """One truth table: ``cells`` yields sources x ``destinations`` in order, once."""
 
     title: str
-    sources: tuple[inventory.Pod, ...]
     destinations: tuple[inventory.Pod, ...]
     cells: Iterator[Cell]
 
@@ -113,61 +112,63 @@ def evaluate_groups(index: evaluate.PolicyIndex, *, pods: Sequence[inventory.Pod
             by_traffic.setdefault(traffic, []).append(destination)
     for traffic in sorted(by_traffic, key=lambda item: (item.port is None, item.port or 0, item.protocol)):
         destinations = tuple(by_traffic[traffic])
-        yield PortGroup(str(traffic), tuple(pods), destinations,
-                        _merge_cells(index, pods, [(traffic, destinations)], None))
+        yield PortGroup(str(traffic), destinations, _merge_cells(index, pods, [(traffic, destinations)]))
 
 
 def _requested_group(index: evaluate.PolicyIndex, pods: Sequence[inventory.Pod], spec: PortSpec) -> PortGroup:
     if isinstance(spec.port, int):
-        assert spec.protocol is not None  # parse_port_spec defaults numeric ports to TCP
-        partitions: list[tuple[evaluate.Traffic | None, tuple[inventory.Pod, ...]]] = [
-            (evaluate.Traffic(spec.port, spec.protocol), tuple(pods))]
-        return PortGroup(str(spec), tuple(pods), tuple(pods), _merge_cells(index, pods, partitions, None))
-    # A named port may resolve to a different number on each destination.
-    resolved: dict[evaluate.Traffic | None, list[inventory.Pod]] = {}
-    for destination in pods:
-        port = destination.find_port(spec.port, spec.protocol)
-        traffic = None if port is None else evaluate.Traffic(port.port, port.protocol)
-        resolved.setdefault(traffic, []).append(destination)
-    partitions = [(traffic, tuple(destinations)) for traffic, destinations in resolved.items()]
+        traffic = evaluate.Traffic(spec.port, spec.protocol or "TCP")
+        return PortGroup(str(spec), tuple(pods), _merge_cells(index, pods, [(traffic, tuple(pods))]))
+    # A named port may resolve to a different number on each destination, or to none.
     missing = evaluate.Verdict("undefined", (
         f"the destination declares no {'' if spec.protocol is None else spec.protocol + ' '}"
         f"container port named {spec.port}",))
-    return PortGroup(str(spec), tuple(pods), tuple(pods), _merge_cells(index, pods, partitions, missing))
+    resolved: dict[evaluate.Traffic | evaluate.Verdict, list[inventory.Pod]] = {}
+    for destination in pods:
+        port = destination.find_port(spec.port, spec.protocol)
+        resolved.setdefault(missing if port is None else evaluate.Traffic(port.port, port.protocol),
+                            []).append(destination)
+    partitions = [(traffic, tuple(destinations)) for traffic, destinations in resolved.items()]
+    return PortGroup(str(spec), tuple(pods), _merge_cells(index, pods, partitions))
+
+
+_Partition = tuple[evaluate.Traffic | evaluate.Verdict, tuple[inventory.Pod, ...]]
 
 
 def _merge_cells(index: evaluate.PolicyIndex, sources: Sequence[inventory.Pod],
-                 partitions: Sequence[tuple[evaluate.Traffic | None, tuple[inventory.Pod, ...]]],
-                 missing: evaluate.Verdict | None) -> Iterator[Cell]:
+                 partitions: Sequence[_Partition]) -> Iterator[Cell]:
     """Cells in (source, destination) order from one matrix per partition of destinations.
 
-    The matrices advance in lockstep, one source row at a time, so nothing is held
-    beyond one row. A partition without traffic (the named port is missing) gets
-    ``missing`` for every cell.
+    The partitions advance in lockstep, one source row at a time, so nothing is held
+    beyond one row.
     """
-    streams = []
-    for traffic, destinations in partitions:
-        names = [None if traffic is None else _port_name(destination, traffic)
-                 for destination in destinations]
-        stream = None if traffic is None else evaluate.evaluate_matrix(
-            index, sources=sources, destinations=destinations, traffic=traffic)
-        streams.append((traffic, destinations, names, stream))
+    partition_rows = [_partition_rows(index, sources, target, destinations)
+                      for target, destinations in partitions]
     position = index.position
-    for source in sources:
-        row: list[Cell] = []
-        for traffic, destinations, names, stream in streams:
-            if stream is None:
-                assert missing is not None  # only named ports leave a partition without traffic
-                row.extend(Cell(source, destination, None, None,
-                                evaluate.UNDEFINED_SELF if destination is source else missing)
-                           for destination in destinations)
-                continue
-            for (_, destination, verdict), name in zip(itertools.islice(stream, len(destinations)), names,
-                                                        strict=True):
-                row.append(Cell(source, destination, traffic, name, verdict))
-        if len(streams) > 1:
+    for _ in sources:
+        row = [cell for rows in partition_rows for cell in next(rows)]
+        if len(partition_rows) > 1:
             row.sort(key=lambda cell: position[cell.destination])
         yield from row
+
+
+def _partition_rows(index: evaluate.PolicyIndex, sources: Sequence[inventory.Pod],
+                    target: evaluate.Traffic | evaluate.Verdict, destinations: tuple[inventory.Pod, ...]
+                    ) -> Iterator[list[Cell]]:
+    """One list of cells per source. A Verdict instead of traffic (a named port these
+    destinations lack) fills every cell but the self ones."""
+    if isinstance(target, evaluate.Verdict):
+        for source in sources:
+            yield [Cell(source, destination, None, None,
+                        evaluate.UNDEFINED_SELF if destination is source else target)
+                   for destination in destinations]
+        return
+    names = [_port_name(destination, target) for destination in destinations]
+    stream = evaluate.evaluate_matrix(index, sources=sources, destinations=destinations, traffic=target)
+    for _ in sources:
+        yield [Cell(source, destination, target, name, verdict)
+               for (source, destination, verdict), name
+               in zip(itertools.islice(stream, len(destinations)), names, strict=True)]
 
 
 def _port_name(destination: inventory.Pod, traffic: evaluate.Traffic) -> str | None:

@@ -53,8 +53,10 @@ def test_json_output_is_one_object_with_a_record_per_pair_and_port(named_ports_f
 
 def test_named_port_request_reports_the_number_it_resolved_to_per_destination(
         named_ports_file: pathlib.Path) -> None:
-    records = {(record["from"], record["to"]): record
-               for record in results(run("--offline", str(named_ports_file), "--port", "http", "-o", "json"))}
+    ordered = results(run("--offline", str(named_ports_file), "--port", "http", "-o", "json"))
+    keys = ["e/client", "e/web1", "e/web2", "x/client", "x/other", "x/web1", "x/web2", "x/web3", "x/web4"]
+    assert [(record["from"], record["to"]) for record in ordered] == [(s, d) for s in keys for d in keys]
+    records = {(record["from"], record["to"]): record for record in ordered}
     assert records["x/client", "x/web2"] | {"because": []} == {
         "from": "x/client", "to": "x/web2", "port": 8080, "protocol": "TCP", "expected": "allow",
         "because": [], "cni_dependent": False, "named_port": "http"}

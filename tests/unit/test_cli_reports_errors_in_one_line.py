@@ -1,5 +1,5 @@
 """`kubectl-bpf` as a user meets it: exit codes, and every error as one
-line on stderr (kubectl_bpf.cli.main folds click's usage errors)."""
+line on stderr (kubectl_bpf.cli.root.main folds click's usage errors)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import kubectl_bpf
-from kubectl_bpf import cli
 from kubectl_bpf.agent import libbpf
+from kubectl_bpf.cli import root as cli
 from kubectl_bpf.gadgets.drops import command as drops_command
 from kubectl_bpf.gadgets.drops import node
 from kubectl_bpf.protocol import exitcodes

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from kubectl_bpf import cli
+from kubectl_bpf.cli import root as cli
 from kubectl_bpf.gadgets.drops import command as drops_command
 from kubectl_bpf.gadgets.drops import params as drops_params
 from kubectl_bpf.protocol import spec

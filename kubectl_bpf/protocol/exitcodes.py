@@ -13,4 +13,5 @@ NOT_FOUND = 3  # the target (pod, pid, netns, container) does not exist
 PERMISSION = 4  # missing privileges, RBAC or admission (PodSecurity) refused
 UNSUPPORTED = 5  # the kernel or environment lacks what is needed (BTF, tracepoint, libbpf)
 TIMEOUT = 6  # a start or run deadline passed
+TARGET_STATE = 7  # the target exists but cannot be traced (not Running, no IP, Windows node)
 INTERRUPTED = 130  # forced stop by a second Ctrl-C (128 + SIGINT)

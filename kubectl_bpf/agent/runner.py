@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any, Optional, Protocol
 
 import kubectl_bpf
-from kubectl_bpf.agent import emit, errors, loader, preflight, targets
+from kubectl_bpf.agent import emit, errors, lease, loader, preflight, targets
 from kubectl_bpf.protocol import exitcodes, records, spec
 
 POLL_TIMEOUT_MS = 100
@@ -44,7 +44,7 @@ class Gadget(Protocol):
     def stats(self, *, events: int, discarded: int) -> records.Stats:
         """Accounting so far, given what user space emitted and threw away."""
 
-    def summary(self, *, events: int, discarded: int, duration_s: float) -> records.Summary:
+    def summary(self, *, events: int, discarded: int, duration_s: float) -> records.GadgetSummary:
         ...
 
     def close(self) -> None:
@@ -112,6 +112,8 @@ def _run(gadget: Gadget, run_spec: spec.RunSpec, emitter: emit.Emitter) -> int:
         events = discarded = 0
         limit = run_spec.count
         next_stats = started + run_spec.stats_interval_s
+        client_lease = (lease.Lease(run_spec.lease_file, run_spec.lease_key, run_spec.lease_ttl_s)
+                        if run_spec.lease_file else None)
         while stop.reason is None:
             batch = gadget.poll(POLL_TIMEOUT_MS)
             events, dropped = _emit_events(emitter, gadget.event_type, batch, events, limit)
@@ -125,20 +127,31 @@ def _run(gadget: Gadget, run_spec: spec.RunSpec, emitter: emit.Emitter) -> int:
                 stats["elapsed_s"] = round(now - started, 3)
                 emitter.emit(records.STATS, dict(stats))
             emitter.flush()
-            if limit is not None and events >= limit:
-                break
-            if run_spec.duration_s is not None and now - started >= run_spec.duration_s:
-                break
+            stop.reason = stop.reason or _stop_reason(run_spec, client_lease, events=events,
+                                                      elapsed=now - started, now=now)
         events, dropped = _emit_events(emitter, gadget.event_type, gadget.detach(), events, limit)
         discarded += dropped
         for record_type, payload in gadget.periodic():
             emitter.emit(record_type, payload)
         summary = gadget.summary(events=events, discarded=discarded,
                                  duration_s=round(time.monotonic() - started, 3))
-        emitter.emit(records.SUMMARY, dict(summary))
+        emitter.emit(records.SUMMARY, {**summary, "stopped_by": stop.reason})
         emitter.emit(records.END, {"status": "ok", "exit_code": exitcodes.OK})
         emitter.flush()
     return exitcodes.OK
+
+
+def _stop_reason(run_spec: spec.RunSpec, client_lease: Optional[lease.Lease], *, events: int,
+                 elapsed: float, now: float) -> Optional[str]:
+    if run_spec.count is not None and events >= run_spec.count:
+        return "count"
+    if run_spec.duration_s is not None and elapsed >= run_spec.duration_s:
+        return "duration"
+    if run_spec.max_duration_s is not None and elapsed >= run_spec.max_duration_s:
+        return "max-duration"
+    if client_lease is not None and client_lease.expired(now):
+        return "lease-expired"
+    return None
 
 
 def _emit_events(emitter: emit.Emitter, event_type: str, batch: list[dict[str, Any]],

@@ -58,13 +58,19 @@ class Stats(Counts):
     elapsed_s: float
 
 
-class Summary(Counts):
+class GadgetSummary(Counts):
+    """What a gadget reports at the end; the runner adds why it stopped."""
+
     unaccounted: int  # events the kernel emitted that never reached the stream: 0 unless a bug
     duration_s: float
     reasons: dict[str, int]  # exact count per reason name
     flows: list[dict[str, object]]  # the top flows by count
     flow_count: int
     flow_overflow: int  # drops not in any flow because the flow table was full
+
+
+class Summary(GadgetSummary):
+    stopped_by: str  # duration, count, max-duration, lease-expired, or the signal name
 
 
 class Error(TypedDict):

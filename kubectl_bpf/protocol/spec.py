@@ -37,6 +37,10 @@ class RunSpec:
     duration_s: Optional[float] = None  # None: until interrupted (or count)
     count: Optional[int] = None  # stop after this many event records
     stats_interval_s: float = 15.0  # heartbeat period: also proves the stream is alive
+    max_duration_s: Optional[float] = None  # hard stop the agent enforces itself, whatever else
+    lease_file: Optional[str] = None  # downwardAPI annotations file (agent/lease.py)
+    lease_key: str = "kubectl-bpf/lease"
+    lease_ttl_s: float = 90.0  # stop when the client has not renewed the lease for this long
     proc_root: str = "/proc"  # the host's /proc, mounted elsewhere in the tracer pod
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # the gadget's own
 

@@ -75,4 +75,5 @@ def test_count_stops_after_n_lines_and_still_summarizes(pair, trace):
     assert len(tracer.drops()) == 5
     assert tracer.records[-1] == {**tracer.records[-1], "type": "end", "status": "ok"}
     assert tracer.summary["events"] == 5
+    assert tracer.summary["stopped_by"] == "count"
     assert_accounted(tracer.summary)

@@ -29,6 +29,7 @@ def test_signal_detaches_and_still_ends_with_summary(pair, trace, signum):
     assert tracer.stop(signum) == 0
     assert [r["type"] for r in tracer.records[-2:]] == ["summary", "end"]
     assert tracer.summary["drops"] >= 1
+    assert tracer.summary["stopped_by"] == signal.Signals(signum).name
     assert not program_exists(prog_id)
 
 
@@ -37,6 +38,7 @@ def test_duration_ends_the_session_by_itself(pair, trace):
     tracer = trace("--netns", target.path, "--duration", "0.5")
     assert tracer.finish(timeout=5) == 0
     assert 0.5 <= tracer.summary["duration_s"] < 2.0
+    assert tracer.summary["stopped_by"] == "duration"
 
 
 def test_sequence_numbers_are_gapless_from_one(pair, trace):

@@ -300,7 +300,7 @@ class DropsGadget:
         flows = [self._decoder.flow(key, count) for key, count in entries[:self.params.top_flows]]
         return flows, len(entries)
 
-    def summary(self, *, events: int, discarded: int, duration_s: float) -> records.Summary:
+    def summary(self, *, events: int, discarded: int, duration_s: float) -> records.GadgetSummary:
         assert self._attached is not None and self._decoder is not None
         counts, unaccounted, counters = self._counts(events=events, discarded=discarded)
         per_reason: dict[str, int] = {}

@@ -29,6 +29,7 @@ class HostTarget:
     netns: tuple[int, ...]
     ips: tuple[str, ...]
     pids: tuple[int, ...]
+    containers: tuple[tuple[str, int], ...] = ()  # (container ID, netns inode): lets the client name pods
 
     @property
     def is_whole_host(self) -> bool:
@@ -36,7 +37,7 @@ class HostTarget:
 
     def to_record(self) -> dict[str, object]:
         return {"netns": list(self.netns), "ips": list(self.ips), "pids": len(self.pids),
-                "whole_host": self.is_whole_host}
+                "containers": dict(self.containers), "whole_host": self.is_whole_host}
 
 
 def normalize_ip(text: str) -> str:
@@ -91,6 +92,7 @@ def resolve_target(target: spec.TargetSpec, *, proc_root: str = "/proc") -> Host
     inodes: dict[int, str] = {}  # inode -> a /proc/<pid>/net to read its addresses
     netns_files: dict[int, str] = {}
     pids: list[int] = []
+    containers: dict[str, int] = {}
 
     for pid in target.pids:
         if pid <= 0:
@@ -104,10 +106,11 @@ def resolve_target(target: spec.TargetSpec, *, proc_root: str = "/proc") -> Host
             raise errors.TargetNotFoundError(f"no process of container {container_id[:12]} on this host")
         for pid in found:
             try:
-                inodes.setdefault(_netns_of_pid(pid, proc_root),
-                                  os.path.join(proc_root, str(pid), "net"))
+                inode = _netns_of_pid(pid, proc_root)
             except errors.TargetNotFoundError:
                 continue  # exited since the scan
+            inodes.setdefault(inode, os.path.join(proc_root, str(pid), "net"))
+            containers.setdefault(container_id, inode)
         pids.extend(found)
     for path in target.netns_paths:
         if not os.path.exists(path):
@@ -122,4 +125,5 @@ def resolve_target(target: spec.TargetSpec, *, proc_root: str = "/proc") -> Host
         if inode not in inodes:
             ips.update(netns.addresses_of_netns_file(path) or ())
         inodes.setdefault(inode, path)
-    return HostTarget(netns=tuple(sorted(inodes)), ips=tuple(sorted(ips)), pids=tuple(sorted(pids)))
+    return HostTarget(netns=tuple(sorted(inodes)), ips=tuple(sorted(ips)), pids=tuple(sorted(pids)),
+                      containers=tuple(sorted(containers.items())))

@@ -282,10 +282,11 @@ def test_a_real_netns_file_resolves_to_its_inode() -> None:
 def test_empty_target_is_the_whole_host(fake_proc: FakeProc) -> None:
     target = _resolve(fake_proc)
     assert target.is_whole_host
-    assert target.to_record() == {"netns": [], "ips": [], "pids": 0, "whole_host": True}
+    assert target.to_record() == {"netns": [], "ips": [], "pids": 0, "containers": {},
+                                   "whole_host": True}
 
 
 def test_target_record_lists_inodes_and_ips_and_counts_pids(fake_proc: FakeProc) -> None:
     record = _resolve(fake_proc, container_ids=(CGROUPFS_ID,)).to_record()
     assert record == {"netns": [fake_proc.inodes[100]], "ips": ["10.244.0.5", "fd00::5"], "pids": 2,
-                      "whole_host": False}
+                      "containers": {CGROUPFS_ID: fake_proc.inodes[100]}, "whole_host": False}

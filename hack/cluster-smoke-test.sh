@@ -19,7 +19,7 @@ trap cleanup EXIT
 
 node=$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')
 ready=$(kubectl get node "$node" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}|{.spec.taints}')
-[[ "$ready" == "True|" ]] && ok "node $node Ready, no taints" || nok "node $node: $ready"
+if [[ "$ready" == "True|" ]]; then ok "node $node Ready, no taints"; else nok "node $node: $ready"; fi
 
 kubectl create ns "$NS" >/dev/null
 kubectl -n "$NS" apply -f - >/dev/null <<EOF
@@ -53,8 +53,11 @@ kubectl -n "$NS" run client --image="$IMAGE" --image-pull-policy=Never --restart
   --command -- sh -c "timeout 10 wget -qO- http://$sip:8080/ && timeout 10 nc $sip 9090 </dev/null" >/dev/null
 if kubectl -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded pod/client --timeout=60s >/dev/null; then
   out=$(kubectl -n "$NS" logs client)
-  [[ "$out" == *"kubectl-bpf busybox ok"* && "$out" == *"hello-from-nc"* ]] \
-    && ok "client pod reached server $sip (http :8080 and nc :9090)" || nok "client output: $out"
+  if [[ "$out" == *"kubectl-bpf busybox ok"* && "$out" == *"hello-from-nc"* ]]; then
+    ok "client pod reached server $sip (http :8080 and nc :9090)"
+  else
+    nok "client output: $out"
+  fi
 else
   nok "client pod did not succeed: $(kubectl -n "$NS" get pod client -o wide --no-headers)"
   kubectl -n "$NS" logs client || true

@@ -8,6 +8,9 @@ PKGS=(
   iproute2 nftables iptables conntrack socat ethtool
   busybox-static openssl curl ca-certificates util-linux mount kmod procps psmisc
   gcc libc6-dev python3
+  # the agent image (hack/build-agent-image.sh): debootstrap for its base layer; clang, llvm
+  # and libbpf-dev compile the BPF objects into the wheel; pip builds and installs the wheel
+  debootstrap clang llvm libbpf-dev python3-pip
 )
 
 missing=()

@@ -13,20 +13,24 @@ Library use (e.g. by an agent-image builder)::
     build_image("/path/to/rootfs", "localhost/kubectl-bpf/agent:0.1.0", "agent.tar",
                 entrypoint=["/usr/bin/agent"], cmd=[], env={"PATH": "/usr/bin:/bin"})
 
-``build_image`` also accepts a list of rootfs directories (one layer each, bottom first).
+``build_image`` also accepts a list of layers (bottom first): rootfs directories, or
+``Layer`` objects prepared once with ``make_layer`` and cached with ``Layer.save``/``Layer.load``
+(so a large, unchanging base layer is not re-tarred and re-compressed on every build).
 
 Command line::
 
     build_oci.py pause   --out DIR          # localhost/kubectl-bpf/pause:3.10
     build_oci.py busybox --out DIR          # localhost/kubectl-bpf/busybox:1
     build_oci.py all     --out DIR          # both; prints the archive paths
-    build_oci.py image --rootfs DIR --name REF --output FILE \\
+    build_oci.py inspect FILE...            # prints "path<TAB>name<TAB>config digest" of archives
+    build_oci.py image --rootfs DIR --name REF --output FILE
         [--entrypoint JSON] [--cmd JSON] [--env K=V ...] [--workdir DIR] [--user U]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import gzip
 import hashlib
@@ -39,7 +43,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence, Union
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -100,8 +104,8 @@ def layer_tar_from_dir(rootfs: str) -> bytes:
     buf = io.BytesIO()
     seen_inodes: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for full, arc in _walk_sorted_sub(rootfs, "."):
-            arc = arc[2:]  # strip "./"
+        for full, dot_arc in _walk_sorted_sub(rootfs, "."):
+            arc = dot_arc[2:]  # strip "./"
             st = os.lstat(full)
             ti = tarfile.TarInfo(arc)
             ti.mode = stat.S_IMODE(st.st_mode)
@@ -153,10 +157,63 @@ def _json(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """A prepared layer: the gzip blob and the digest of the uncompressed tar (the diff_id)."""
+
+    blob: bytes
+    diff_id: str
+
+    @property
+    def digest(self) -> str:
+        return _sha256(self.blob)
+
+    def save(self, path: str) -> None:
+        """Write the blob to path and the diff_id to path + '.diffid' (atomically, blob first)."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        for target, data in ((path, self.blob), (path + ".diffid", self.diff_id.encode())):
+            tmp = f"{target}.tmp{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+
+    @classmethod
+    def load(cls, path: str) -> Layer:
+        with open(path, "rb") as f:
+            blob = f.read()
+        with open(path + ".diffid", encoding="ascii") as f:
+            diff_id = f.read().strip()
+        if not diff_id.startswith("sha256:"):
+            raise ValueError(f"{path}.diffid: not a sha256 digest")
+        return cls(blob, diff_id)
+
+
+def make_layer(rootfs: str) -> Layer:
+    """Tar (reproducibly) and gzip a rootfs directory into a Layer."""
+    raw = layer_tar_from_dir(rootfs)
+    return Layer(_gzip(raw), _sha256(raw))
+
+
+def inspect_archive(path: str) -> dict:
+    """Name, manifest and config digest of the (first) image in an archive build_image wrote."""
+    with tarfile.open(path) as tar:
+        def read(arc: str) -> dict:
+            f = tar.extractfile(arc)
+            if f is None:
+                raise ValueError(f"{path}: {arc} is not a file")
+            return json.loads(f.read())
+        index = read("index.json")
+        desc = index["manifests"][0]
+        manifest = read("blobs/sha256/" + desc["digest"].split(":", 1)[1])
+    return {"name": desc.get("annotations", {}).get("io.containerd.image.name", ""),
+            "manifest": desc["digest"], "config": manifest["config"]["digest"],
+            "output": os.path.abspath(path)}
+
+
 # --------------------------------------------------------------------------- image
 
 def build_image(
-    rootfs: str | Sequence[str],
+    rootfs: Union[str, Layer, Sequence[Union[str, Layer]]],
     name: str,
     output: str,
     *,
@@ -171,13 +228,13 @@ def build_image(
 ) -> dict:
     """Build one image from rootfs directory(ies) and write an OCI layout tar to output.
 
-    rootfs: a directory, or a list of directories (one layer each, bottom first).
+    rootfs: a directory or a Layer, or a list of them (one layer each, bottom first).
     name: fully qualified reference with an explicit tag (e.g. localhost/kubectl-bpf/x:1).
     env: a mapping or a list of "K=V"; PATH defaults to a standard value if not given.
     Returns a dict with name, manifest digest, config digest (the image ID) and output path.
     """
     _repo, tag = validate_ref(name)
-    layers_dirs = [rootfs] if isinstance(rootfs, str) else list(rootfs)
+    layers_dirs = [rootfs] if isinstance(rootfs, (str, Layer)) else list(rootfs)
     if not layers_dirs:
         raise ValueError("need at least one rootfs layer")
 
@@ -194,12 +251,11 @@ def build_image(
     layer_descs = []
     diff_ids = []
     for d in layers_dirs:
-        raw = layer_tar_from_dir(d)
-        gz = _gzip(raw)
-        dg = _sha256(gz)
-        blobs[dg] = gz
-        diff_ids.append(_sha256(raw))
-        layer_descs.append({"mediaType": MT_LAYER_GZIP, "digest": dg, "size": len(gz)})
+        layer = d if isinstance(d, Layer) else make_layer(d)
+        dg = layer.digest
+        blobs[dg] = layer.blob
+        diff_ids.append(layer.diff_id)
+        layer_descs.append({"mediaType": MT_LAYER_GZIP, "digest": dg, "size": len(layer.blob)})
 
     created = "1970-01-01T00:00:00Z" if _epoch() == 0 else \
         datetime.datetime.fromtimestamp(_epoch(), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -291,7 +347,8 @@ def _write_layout_tar(output: str, blobs: Mapping[str, bytes], index: dict) -> N
 def _find_busybox() -> str:
     for p in (os.environ.get("BUSYBOX", ""), "/bin/busybox", "/usr/bin/busybox"):
         if p and os.path.isfile(p):
-            out = subprocess.run(["file", "-L", p], capture_output=True, text=True).stdout \
+            out = subprocess.run(["file", "-L", p], check=False, capture_output=True,
+                                 text=True).stdout \
                 if shutil.which("file") else ""
             if out and "dynamically linked" in out:
                 continue
@@ -374,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for w in ("pause", "busybox", "all"):
         p = sub.add_parser(w)
         p.add_argument("--out", required=True, help="output directory for <name>.tar")
+    p = sub.add_parser("inspect", help="print path, name and config digest of archives")
+    p.add_argument("archives", nargs="+")
     p = sub.add_parser("image", help="generic: rootfs dir(s) -> OCI archive")
     p.add_argument("--rootfs", action="append", required=True, help="layer dir (repeatable)")
     p.add_argument("--name", required=True)
@@ -390,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(build_pause(args.out))
     if args.what in ("busybox", "all"):
         results.append(build_busybox(args.out))
+    if args.what == "inspect":
+        results.extend(inspect_archive(a) for a in args.archives)
     if args.what == "image":
         results.append(build_image(
             args.rootfs, args.name, args.output,

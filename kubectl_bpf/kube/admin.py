@@ -1,0 +1,256 @@
+"""Housekeeping around sessions: ``list`` what runs, ``gc`` what was left
+behind, and ``setup`` the job namespace and RBAC that everything else needs.
+
+``setup_objects`` is the single source of the namespace and RBAC: the YAML
+in ``manifests/`` is generated from it and a unit test keeps them equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any, Callable, Optional
+
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+
+from kubectl_bpf.kube import client, errors, jobs, labels
+
+USER_ROLE = "kubectl-bpf-user"  # ClusterRole (targets, cluster-wide) and Role (job namespace)
+USER_GROUP = "kubectl-bpf-users"  # the example bindings' subject: add people to it, or edit
+PRIVILEGED = "privileged"
+POD_SECURITY_MODES = ("enforce", "audit", "warn")
+
+RUNNING = "Running"
+PENDING = "Pending"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+TERMINATING = "Terminating"
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """One tracer Job, as ``kubectl bpf list`` shows it (a session with
+    several nodes has one row per node, sharing run_id)."""
+
+    run_id: str
+    gadget: str
+    node: str
+    targets: tuple[str, ...]
+    user: str
+    host: str
+    created: Optional[datetime.datetime]
+    age_s: float
+    state: str  # Pending, Running, Succeeded, Failed, Terminating
+    job_name: str
+    pod_name: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class GcResult:
+    """What ``gc`` deleted, as ``namespace/name``."""
+
+    jobs: tuple[str, ...]
+    pods: tuple[str, ...]
+
+
+def list_sessions(kube: client.Kube, job_namespace: str, *,
+                  now: Optional[datetime.datetime] = None) -> list[Session]:
+    """Every tracer Job in the namespace with its state, oldest first."""
+    now = now or _now()
+    pods = _managed_pods(kube, job_namespace)
+    infos = jobs.find_jobs(kube, job_namespace, labels.managed_selector())
+    return [_session(info, pods, now) for info in infos]
+
+
+def gc(kube: client.Kube, job_namespace: str, *, all_sessions: bool = False,
+       older_than_s: Optional[float] = None, now: Optional[datetime.datetime] = None) -> GcResult:
+    """Delete what no live client needs: finished Jobs, Jobs past their own
+    deadline (the controller should have failed them), Jobs older than
+    ``older_than_s`` if given, every Job with ``all_sessions``, and pods
+    labelled managed-by whose Job is gone. A running session of another
+    user is left alone unless ``all_sessions`` or ``older_than_s`` says so."""
+    now = now or _now()
+    pods = _managed_pods(kube, job_namespace)
+    deleted_jobs: list[str] = []
+    live_jobs: set[str] = set()
+    for info in jobs.find_jobs(kube, job_namespace, labels.managed_selector()):
+        if _collectable(info, now, all_sessions=all_sessions, older_than_s=older_than_s):
+            # Grace 0: nothing reads these pods any more, and a stuck agent must not linger.
+            jobs.delete_job(kube, job_namespace, info.name, grace_period_s=0)
+            deleted_jobs.append(f"{job_namespace}/{info.name}")
+        else:
+            live_jobs.add(info.name)
+    deleted_pods: list[str] = []
+    for pod in pods:
+        owner = (pod.metadata.labels or {}).get(labels.JOB_NAME_LABEL)
+        if owner in live_jobs or f"{job_namespace}/{owner}" in deleted_jobs:
+            continue  # deleted with its Job, or still in use
+        if jobs.delete_pod(kube, job_namespace, pod.metadata.name, grace_period_s=0):
+            deleted_pods.append(f"{job_namespace}/{pod.metadata.name}")
+    return GcResult(jobs=tuple(deleted_jobs), pods=tuple(deleted_pods))
+
+
+def setup_objects(job_namespace: str = jobs.DEFAULT_JOB_NAMESPACE) -> list[dict[str, Any]]:
+    """The namespace the tracer runs in (PodSecurity privileged) and least-
+    privilege RBAC for people who run the plugin, in apply order."""
+    managed = {labels.MANAGED_BY_KEY: labels.MANAGED_BY}
+    namespace = {
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": job_namespace, "labels": {
+            **{f"pod-security.kubernetes.io/{mode}": PRIVILEGED for mode in POD_SECURITY_MODES},
+            **managed}},
+    }
+    cluster_role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": USER_ROLE, "labels": dict(managed)},
+        "rules": [
+            # Resolving targets; list across namespaces names the peers of drops (optional).
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            # Telling "namespace not found" from "pod not found".
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+            # node/NAME targets, the Windows check and the Ready warning.
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+            {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
+             "verbs": ["get"]},
+        ],
+    }
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": USER_ROLE, "namespace": job_namespace, "labels": dict(managed)},
+        "rules": [
+            {"apiGroups": ["batch"], "resources": ["jobs"],
+             "verbs": ["create", "delete", "get", "list", "watch"]},
+            # create: the server-side dry run of the tracer pod; patch: the lease; delete: gc.
+            {"apiGroups": [""], "resources": ["pods"],
+             "verbs": ["create", "delete", "get", "list", "patch", "watch"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+        ],
+    }
+    subjects = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": USER_GROUP}]
+    cluster_role_binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": USER_ROLE, "labels": dict(managed)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": USER_ROLE},
+        "subjects": [dict(subject) for subject in subjects],
+    }
+    role_binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": USER_ROLE, "namespace": job_namespace, "labels": dict(managed)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": USER_ROLE},
+        "subjects": [dict(subject) for subject in subjects],
+    }
+    return [namespace, cluster_role, cluster_role_binding, role, role_binding]
+
+
+def apply_setup(kube: client.Kube, job_namespace: str = jobs.DEFAULT_JOB_NAMESPACE) -> list[str]:
+    """Create or update every setup object; returns ``kind/name created`` or
+    ``kind/name configured`` lines. The namespace is patched, not replaced,
+    so labels others put on it survive; RBAC objects are replaced whole."""
+    done = []
+    for obj in setup_objects(job_namespace):
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        create, update = _operations(kube, obj)
+        try:
+            create()
+            done.append(f"{kind.lower()}/{name} created")
+            continue
+        except ApiException as exc:
+            if exc.status != 409:
+                raise errors.from_api_exception(exc, f"creating {kind.lower()}/{name}") from exc
+        try:
+            update()
+        except ApiException as exc:
+            raise errors.from_api_exception(exc, f"updating {kind.lower()}/{name}") from exc
+        done.append(f"{kind.lower()}/{name} configured")
+    return done
+
+
+def rbac_api(kube: client.Kube) -> Any:
+    """RbacAuthorizationV1Api on the session's connection (Kube has no handle
+    for it: only setup uses it)."""
+    return k8s.RbacAuthorizationV1Api(kube.api)
+
+
+def _operations(kube: client.Kube, obj: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    namespace = obj["metadata"].get("namespace")
+    options = kube.call_options()
+    if kind == "Namespace":
+        return (lambda: kube.core.create_namespace(obj, **options),
+                lambda: kube.core.patch_namespace(name, {"metadata": {"labels": obj["metadata"]["labels"]}},
+                                                  **options))
+    rbac = rbac_api(kube)
+    if kind == "ClusterRole":
+        return (lambda: rbac.create_cluster_role(obj, **options),
+                lambda: rbac.replace_cluster_role(name, obj, **options))
+    if kind == "ClusterRoleBinding":
+        return (lambda: rbac.create_cluster_role_binding(obj, **options),
+                lambda: rbac.replace_cluster_role_binding(name, obj, **options))
+    if kind == "Role":
+        return (lambda: rbac.create_namespaced_role(namespace, obj, **options),
+                lambda: rbac.replace_namespaced_role(name, namespace, obj, **options))
+    if kind == "RoleBinding":
+        return (lambda: rbac.create_namespaced_role_binding(namespace, obj, **options),
+                lambda: rbac.replace_namespaced_role_binding(name, namespace, obj, **options))
+    raise ValueError(f"no API call for kind {kind}")
+
+
+def _collectable(info: jobs.JobInfo, now: datetime.datetime, *, all_sessions: bool,
+                 older_than_s: Optional[float]) -> bool:
+    if all_sessions or info.finished is not None:
+        return True
+    age = _age_s(info.created, now)
+    if info.deadline_s is not None and age > info.deadline_s:
+        return True
+    return older_than_s is not None and age > older_than_s
+
+
+def _session(info: jobs.JobInfo, pods: list[Any], now: datetime.datetime) -> Session:
+    own = sorted((pod for pod in pods if (pod.metadata.labels or {}).get(labels.JOB_NAME_LABEL) == info.name),
+                 key=lambda pod: pod.metadata.creation_timestamp or _EPOCH)
+    pod = own[-1] if own else None
+    return Session(
+        run_id=info.labels.get(labels.RUN_ID, ""), gadget=info.labels.get(labels.GADGET, ""),
+        node=info.labels.get(labels.NODE, ""),
+        targets=labels.parse_targets(info.annotations.get(labels.TARGETS_ANNOTATION)),
+        user=info.annotations.get(labels.USER_ANNOTATION, ""),
+        host=info.annotations.get(labels.HOST_ANNOTATION, ""),
+        created=info.created, age_s=_age_s(info.created, now), state=_state(info, pod),
+        job_name=info.name, pod_name=pod.metadata.name if pod is not None else None)
+
+
+def _state(info: jobs.JobInfo, pod: Optional[Any]) -> str:
+    if info.finished == "Complete" or (info.finished is None and info.succeeded and not info.active):
+        return SUCCEEDED
+    if info.finished == "Failed" or (info.finished is None and info.failed and not info.active):
+        return FAILED
+    if pod is None:
+        return PENDING
+    if pod.metadata.deletion_timestamp is not None:
+        return TERMINATING
+    phase = pod.status.phase if pod.status is not None else None
+    return RUNNING if phase == "Running" else PENDING
+
+
+def _managed_pods(kube: client.Kube, namespace: str) -> list[Any]:
+    try:
+        result = kube.core.list_namespaced_pod(namespace, label_selector=labels.managed_selector(),
+                                               **kube.call_options())
+    except ApiException as exc:
+        if exc.status == 404:
+            return []
+        raise errors.from_api_exception(exc, f"listing pods in namespace \"{namespace}\"") from exc
+    return list(result.items or ())
+
+
+def _age_s(created: Optional[datetime.datetime], now: datetime.datetime) -> float:
+    return max(0.0, (now - created).total_seconds()) if created is not None else 0.0
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)

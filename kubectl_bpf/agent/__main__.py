@@ -14,6 +14,7 @@ from typing import Callable, Optional
 from kubectl_bpf.agent import emit, errors, runner
 from kubectl_bpf.gadgets.drops import node as drops_node
 from kubectl_bpf.gadgets.drops import params as drops_params
+from kubectl_bpf.gadgets.policy_test import probe_node
 from kubectl_bpf.protocol import exitcodes, records, spec
 
 
@@ -22,7 +23,8 @@ def _drops(run_spec: spec.RunSpec) -> runner.Gadget:
 
 
 # Explicit registry: gadget name -> node-side factory.
-NODE_GADGETS: dict[str, Callable[[spec.RunSpec], runner.Gadget]] = {"drops": _drops}
+NODE_GADGETS: dict[str, Callable[[spec.RunSpec], runner.Gadget]] = {
+    "drops": _drops, "probe": probe_node.create_gadget}
 
 
 def create_gadget(run_spec: spec.RunSpec) -> runner.Gadget:

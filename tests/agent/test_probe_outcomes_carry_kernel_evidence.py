@@ -142,6 +142,7 @@ def test_tcp_to_a_closed_port_is_refused_and_arrival_is_proven(pair):
     records = run_probes([probe("closed", src, DST_V4, 8081)])
     (attempt,) = of_type(records, "probe")
     assert (attempt["outcome"], attempt["error"], attempt["arrived"]) == ("REFUSED", "ECONNREFUSED", True)
+    assert attempt["socket_result"] == "refused"
     assert attempt["rtt_ms"] is not None
     (evidence,) = [e for e in attempt["evidence"] if e["reason"] == "NO_SOCKET"]
     assert (evidence["direction"], evidence["netns"]) == ("forward", dst.inode)
@@ -169,6 +170,7 @@ def test_a_silent_closed_udp_port_is_delivered_without_waiting_out_the_timeout(p
     assert time.monotonic() - started < 10  # the NO_SOCKET drop ended each attempt, not the 20 s
     for attempt in of_type(records, "probe"):
         assert (attempt["outcome"], attempt["arrived"], attempt["error"]) == ("DELIVERED", True, None)
+        assert attempt["socket_result"] == "arrival"  # ended by the drop, not by an answer
         found = {(e["reason"], e["direction"], e["netns"]) for e in attempt["evidence"]}
         assert ("NO_SOCKET", "forward", dst.inode) in found
         assert ("NETFILTER_DROP", "reply", dst.inode) in found  # the ICMP error, dropped on its way out
@@ -189,6 +191,7 @@ def test_nftables_drop_in_the_destination_is_a_timeout_explained_by_netfilter_dr
     records = run_probes([probe("blocked", src, DST_V4, 9090, attempts=2, timeout_s=1.2)])
     for attempt in of_type(records, "probe"):
         assert (attempt["outcome"], attempt["arrived"], attempt["rtt_ms"]) == ("TIMEOUT", False, None)
+        assert attempt["socket_result"] == "timeout"
         (evidence,) = attempt["evidence"]
         assert (evidence["reason"], evidence["direction"], evidence["netns"]) == (
             "NETFILTER_DROP", "forward", dst.inode)

@@ -204,7 +204,7 @@ class Attempt:
             "src": self.src, "src_netns": self.source.inode, "sport": self.sport, "dst": self.dst,
             "dport": self.probe.port, "protocol": self.probe.protocol,
             "outcome": probe_outcome.classify(self.probe.protocol, self.result, arrived=arrived),
-            "arrived": arrived, "rtt_ms": self.rtt_ms, "error": self.error,
+            "socket_result": self.result, "arrived": arrived, "rtt_ms": self.rtt_ms, "error": self.error,
             "evidence": sorted(self.evidence, key=lambda item: item["time"])}
 
 

@@ -62,6 +62,10 @@ class ProbeRecord(TypedDict):
     dport: int
     protocol: str  # TCP or UDP
     outcome: Outcome
+    # What the socket alone saw (probe_outcome: established, reply, refused, unreachable,
+    # timeout, local_error, arrival, failed, aborted), so a client holding evidence from
+    # the destination's node too can classify again with probe_outcome.classify.
+    socket_result: str
     arrived: bool  # a drop proved arrival at the destination's stack (NO_SOCKET there)
     rtt_ms: Optional[float]  # until the answer (handshake, RST, ICMP, reply); None without one
     error: Optional[str]  # errno name the socket reported (ECONNREFUSED...) or why it failed

@@ -14,6 +14,7 @@ from typing import Optional
 import click
 
 import kubectl_bpf
+from kubectl_bpf.cli import admin
 from kubectl_bpf.gadgets.drops import command as drops_command
 from kubectl_bpf.gadgets.policy_test import command as policy_test_command
 from kubectl_bpf.protocol import exitcodes
@@ -27,6 +28,9 @@ def cli() -> None:
 
 cli.add_command(drops_command.drops)
 cli.add_command(policy_test_command.policy_test)
+cli.add_command(admin.list_command)
+cli.add_command(admin.gc_command)
+cli.add_command(admin.setup_command)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -34,11 +34,20 @@ def assert_one_error_line(err: str, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-def test_drops_without_local_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_drops_without_a_target_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_main(["drops"], capsys)
     assert code == exitcodes.USAGE == 2
     assert out == ""
-    assert_one_error_line(err, "--local", "kubectl-bpf drops --help")
+    assert_one_error_line(err, "name a target", "kubectl-bpf drops --help")
+
+
+@pytest.mark.parametrize("args", [["drops", "--pid", "1"], ["drops", "--local", "web"],
+                                  ["drops", "web", "-o", "yaml"]])
+def test_drops_host_and_pod_targets_do_not_mix(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(args, capsys)
+    assert code == exitcodes.USAGE
+    assert out == ""
+    assert_one_error_line(err)
 
 
 def test_unknown_option_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,143 +1,39 @@
-"""``kubectl-bpf drops``: options to a RunSpec, records to tables.
+"""``kubectl-bpf drops``: options to a RunSpec, then one of two fronts.
 
-With ``--local`` the agent runs in this process on this host (no Kubernetes):
-``-o json`` streams its JSON lines unchanged, otherwise the records are
-handed straight to the table renderer below.
+On a cluster (the default) the targets are resolved to pods and nodes and a
+tracer Job per node runs the agent (kube/session.py); the records come back
+through the pod logs and are merged here. With ``--local`` the agent runs in
+this process on this host, without Kubernetes: ``-o json`` streams its JSON
+lines unchanged, otherwise records go straight to the table renderer.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from typing import Any, Optional
 
 import click
+import yaml
 
-from kubectl_bpf.cli import render
+import kubectl_bpf
+from kubectl_bpf.cli import errors as cli_errors
+from kubectl_bpf.cli import live, options
+from kubectl_bpf.gadgets.drops import cluster
+from kubectl_bpf.gadgets.drops import output as output_mod
 from kubectl_bpf.gadgets.drops import params as drops_params
-from kubectl_bpf.gadgets.drops import schema
-from kubectl_bpf.protocol import exitcodes, records, spec
+from kubectl_bpf.kube import client, errors, session, targets
+from kubectl_bpf.protocol import exitcodes, spec
 
-
-def endpoint(address: Optional[str], port: Optional[int]) -> str:
-    if address is None:
-        return "-"
-    host = f"[{address}]" if ":" in address else address
-    return host if port is None else f"{host}:{port}"
-
-
-def clock(record: dict[str, Any]) -> str:
-    """The time of day from an ISO timestamp: the date is noise in a live view."""
-    time_text = str(record.get("time", ""))
-    return time_text[11:-1] if len(time_text) > 20 else time_text
-
-
-def protocol_cell(record: dict[str, Any]) -> str:
-    if record.get("icmp_type") is not None:
-        return f"{record['protocol']}/{record['icmp_type']}:{record['icmp_code']}"
-    return str(record.get("protocol"))
-
-
-LIVE_FORMATTERS: dict[str, render.Formatter] = {
-    "time": clock,
-    "protocol": protocol_cell,
-    "src": lambda r: endpoint(r.get("src"), r.get("sport")),
-    "dst": lambda r: endpoint(r.get("dst"), r.get("dport")),
-}
-WIDTHS = {"time": 15, "direction": 7, "protocol": 5, "src": 21, "dst": 21, "reason": 18,
-          "location": 26, "ifname": 10, "netns": 10}
-
-
-def live_columns(wide: bool) -> list[tuple[str, render.Formatter, int]]:
-    columns = schema.WIDE_COLUMNS if wide else schema.COLUMNS
-    return [(header, LIVE_FORMATTERS.get(field, _field_cell(field)), WIDTHS.get(field, 0))
-            for header, field in columns]
-
-
-def _field_cell(field: str) -> render.Formatter:
-    return lambda record: render.cell(record.get(field))
-
-
-def flows_table(flows: list[dict[str, Any]]) -> str:
-    headers = [header for header, _ in schema.FLOW_COLUMNS]
-    rows = [[render.cell(flow.get(field)) for _, field in schema.FLOW_COLUMNS] for flow in flows]
-    return render.table(headers, rows)
-
-
-def summary_text(summary: dict[str, Any]) -> str:
-    """The end-of-run report: exact totals, then counts by reason and top flows."""
-    lines = [f"{summary['drops']} drops in {summary['duration_s']:.1f}s: {summary['events']} shown, "
-             f"{summary['suppressed']} suppressed, {summary['lost']} lost"
-             + (f", {summary['missed']} missed by the kernel" if summary.get("missed") else "")
-             + (f", {summary['unaccounted']} UNACCOUNTED" if summary.get("unaccounted") else "")]
-    reasons = summary.get("reasons") or {}
-    if reasons:
-        lines += ["", render.table(["REASON", "COUNT"], [[name, count] for name, count in reasons.items()])]
-    flows = summary.get("flows") or []
-    if flows:
-        more = summary.get("flow_count", len(flows)) - len(flows)
-        lines += ["", flows_table(flows)] + ([f"(+{more} more flows)"] if more > 0 else [])
-    return "\n".join(lines)
-
-
-class TableSink:
-    """Renders records for a person: progress and errors on stderr, the
-    table and the summary on stdout. Implements agent.emit.Sink."""
-
-    def __init__(self, *, wide: bool, aggregate: bool) -> None:
-        self._live = render.LiveTable(live_columns(wide), sys.stdout)
-        self._aggregate = aggregate
-        self._tty = sys.stdout.isatty()
-        self.error: Optional[str] = None
-
-    def write(self, record_type: str, seq: int, payload: dict[str, Any]) -> None:
-        if record_type == schema.DROP:
-            self._live.row(payload)
-        elif record_type == records.PREFLIGHT:
-            target = payload["target"]
-            scope = ("the whole host" if target["whole_host"] else
-                     f"netns {target['netns'] or '-'} / IPs {', '.join(target['ips']) or '-'}")
-            click.echo(f"Tracing drops of {scope} via {payload['hook']} (kernel {payload['kernel']}); "
-                       "Ctrl-C to stop.", err=True)
-        elif record_type == records.READY and not self._aggregate:
-            self._live.header()
-        elif record_type == schema.FLOWS:
-            if self._tty:
-                sys.stdout.write("\x1b[H\x1b[2J")  # redraw in place on a terminal
-            sys.stdout.write(f"{payload['drops']} drops, {payload['flow_count']} flows\n"
-                             f"{flows_table(payload['flows'])}\n\n")
-        elif record_type == records.SUMMARY:
-            sys.stdout.write("\n" + summary_text(payload) + "\n")
-        elif record_type == records.ERROR:
-            self.error = str(payload["message"])
-
-    def flush(self) -> None:
-        self._live.flush()
-
-
-class JsonSink:
-    """JSON lines on stdout, plus the error as one human line on stderr."""
-
-    def __init__(self) -> None:
-        from kubectl_bpf.agent import emit  # noqa: PLC0415 -- the agent's writer, --local only
-
-        self._lines = emit.JsonLinesSink(sys.stdout.fileno())
-        self.error: Optional[str] = None
-
-    def write(self, record_type: str, seq: int, payload: dict[str, Any]) -> None:
-        if record_type == records.ERROR:
-            self.error = str(payload["message"])
-        self._lines.write(record_type, seq, payload)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-        self._lines.flush()
+DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
 
 
 def run_local(run_spec: spec.RunSpec, *, output: str) -> int:
     """Run the agent in this process; returns its exit code."""
     from kubectl_bpf.agent import __main__ as agent_main  # noqa: PLC0415 -- kernel code: --local only
 
-    sink: Any = JsonSink() if output == "json" else TableSink(
+    sink: Any = output_mod.JsonSink() if output == "json" else output_mod.TableSink(
         wide=output == "wide", aggregate=bool(run_spec.params.get("aggregate")))
     code = agent_main.run_spec_with_sink(run_spec, sink)
     if sink.error:
@@ -158,19 +54,53 @@ def print_reasons() -> int:
     return exitcodes.OK
 
 
+def build_session(kube: client.Kube, run_spec: spec.RunSpec, resolution: targets.Resolution,
+                  settings: session.SessionOptions) -> session.Session:
+    command = " ".join(shlex.quote(arg) for arg in ["kubectl-bpf", *sys.argv[1:]])
+    return session.Session(kube, gadget="drops", run_spec=run_spec, groups=resolution.groups,
+                           options=settings, command=command,
+                           on_progress=lambda text: click.echo(text, err=True))
+
+
+def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Optional[str],
+                kube_options: client.KubeOptions, settings: session.SessionOptions, output: str,
+                dry_run: bool) -> int:
+    """Resolve, start one Job per node, stream until every agent ended."""
+    try:
+        kube = client.connect(kube_options)
+        resolution = targets.resolve(kube, refs, selector=selector)
+        for warning in resolution.warnings:
+            click.echo(f"kubectl-bpf: warning: {warning}", err=True)
+        live_session = build_session(kube, run_spec, resolution, settings)
+        if dry_run:
+            sys.stdout.write(yaml.safe_dump_all(live_session.jobs, sort_keys=False))
+            return exitcodes.OK
+        index = cluster.PodIndex(resolution.groups, targets.peer_names(kube))
+        view = cluster.ClusterOutput(index, output=output, aggregate=bool(run_spec.params.get("aggregate")))
+        code = live.run_session(live_session, on_record=view.handle)
+        view.finish()
+        return code
+    except errors.KubeError as exc:
+        raise cli_errors.CommandError(str(exc), exit_code=exc.exit_code) from exc
+
+
 @click.command("drops")
+@click.argument("refs", nargs=-1, metavar="[TARGET]...")
+@click.option("-l", "--selector", metavar="SELECTOR",
+              help="Target: the pods matching this label selector in the namespace.")
+@options.kube_options
 @click.option("--local", is_flag=True, help="Trace on this host, without Kubernetes.")
 @click.option("--pid", "pids", type=int, multiple=True,
-              help="Target: the netns of this process (repeatable).")
+              help="--local target: the netns of this process (repeatable).")
 @click.option("--netns", "netns_paths", multiple=True, metavar="PATH",
-              help="Target: a netns file, e.g. /run/netns/NAME (repeatable).")
+              help="--local target: a netns file, e.g. /run/netns/NAME (repeatable).")
 @click.option("--container-id", "container_ids", multiple=True, metavar="ID",
-              help="Target: a container, with or without its runtime:// prefix (repeatable).")
+              help="--local target: a container, with or without its runtime:// prefix (repeatable).")
 @click.option("--ip", "ips", multiple=True, metavar="ADDR",
-              help="Target: drops to or from this address, anywhere on the host (repeatable).")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Stop after this long (default: until Ctrl-C).")
-@click.option("--count", type=click.IntRange(min=1), help="Stop after this many drop lines.")
+              help="--local target: drops to or from this address, anywhere on the host (repeatable).")
+@click.option("--duration", type=options.DURATION_TYPE, metavar="DURATION",
+              help="Stop after this long, e.g. 30 or 30s (default: until Ctrl-C).")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many drop lines (per node).")
 @click.option("--reason", "reasons", multiple=True, metavar="NAME",
               help="Only drops with this reason, e.g. NO_SOCKET (repeatable; see --list-reasons).")
 @click.option("--aggregate", is_flag=True,
@@ -181,23 +111,47 @@ def print_reasons() -> int:
               help="At most N drop lines per second (0: unlimited); counts stay exact.")
 @click.option("--ring-kib", type=click.IntRange(min=4), default=8192, show_default=True,
               help="Ring buffer size in KiB (a power of two).")
-@click.option("-o", "--output", type=click.Choice(["table", "wide", "json"]), default="table",
-              show_default=True, help="json: the agent's JSON lines, one record per line.")
+@click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table",
+              show_default=True, help="json: JSON lines, one record per line; yaml: with --dry-run.")
 @click.option("--list-reasons", is_flag=True, help="List this kernel's drop reasons and exit.")
+@click.option("--job-namespace", default="kubectl-bpf", show_default=True, metavar="NS",
+              help="Namespace of the tracer Jobs (see 'kubectl bpf setup').")
+@click.option("--image", default=lambda: os.environ.get("KUBECTL_BPF_IMAGE", DEFAULT_IMAGE),
+              show_default=f"$KUBECTL_BPF_IMAGE or {DEFAULT_IMAGE}", help="The agent image.")
+@click.option("--image-pull-secret", "image_pull_secrets", multiple=True, metavar="NAME",
+              help="Pull secret in the job namespace for the agent image (repeatable).")
+@click.option("--privileged", is_flag=True,
+              help="Run the tracer privileged instead of with its capability set (a fallback).")
+@click.option("--start-timeout", type=options.DURATION_TYPE, default="60s", show_default=True,
+              metavar="DURATION", help="Give up if the tracer is not running by then.")
+@click.option("--max-duration", type=options.DURATION_TYPE, default="1h", show_default=True,
+              metavar="DURATION", help="Hard limit the agent and the Job enforce without --duration.")
+@click.option("--job-ttl", type=options.DURATION_TYPE, default="5m", show_default=True,
+              metavar="DURATION", help="How long a finished Job stays for inspection if not deleted.")
+@click.option("--lease-ttl", type=options.DURATION_TYPE, default="60s", show_default=True,
+              metavar="DURATION", help="The agent stops this long after losing contact with this client.")
+@click.option("--dry-run", is_flag=True, help="Print the tracer Job(s) (-o yaml) and create nothing.")
 @click.pass_context
-def drops(ctx: click.Context, *, local: bool, pids: tuple[int, ...], netns_paths: tuple[str, ...],
+def drops(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str], kubeconfig: Optional[str],
+          kube_context: Optional[str], namespace: Optional[str], request_timeout: Optional[float],
+          local: bool, pids: tuple[int, ...], netns_paths: tuple[str, ...],
           container_ids: tuple[str, ...], ips: tuple[str, ...], duration: Optional[float],
           count: Optional[int], reasons: tuple[str, ...], aggregate: bool, interval: float,
-          rate_limit: int, ring_kib: int, output: str, list_reasons: bool) -> None:
-    """Show the packets the kernel dropped, and why.
+          rate_limit: int, ring_kib: int, output: str, list_reasons: bool, job_namespace: str,
+          image: str, image_pull_secrets: tuple[str, ...], privileged: bool, start_timeout: float,
+          max_duration: float, job_ttl: float, lease_ttl: float, dry_run: bool) -> None:
+    r"""Show the packets the kernel dropped to or from pods, and why.
 
-    Without a target (--local alone) every drop on the host is shown.
+    \b
+    TARGET is POD, pod/NAME, deploy/NAME, sts/NAME, ds/NAME or node/NAME
+    (every drop on that node); or use -l SELECTOR. One tracer Job runs per
+    node and the streams are merged. With --local, trace this host instead
+    (--pid/--netns/--container-id/--ip; none: every drop on the host).
     """
     if list_reasons:
         ctx.exit(print_reasons())
-    if not local:
-        raise click.UsageError("tracing pods needs the cluster mode, which this version does not have "
-                               "yet; use --local with --pid/--netns/--container-id/--ip")
+    if output == "yaml" and not dry_run:
+        raise click.BadParameter("yaml output is for --dry-run (the Job manifests)", param_hint="-o")
     try:
         params = drops_params.DropsParams(reasons=reasons, aggregate=aggregate, rate_limit=rate_limit,
                                           ring_bytes=ring_kib * 1024)
@@ -209,4 +163,20 @@ def drops(ctx: click.Context, *, local: bool, pids: tuple[int, ...], netns_paths
         gadget="drops",
         target=spec.TargetSpec(pids=pids, netns_paths=netns_paths, container_ids=container_ids, ips=ips),
         duration_s=duration, count=count, stats_interval_s=interval, params=params.to_dict())
-    ctx.exit(run_local(run_spec, output=output))
+    if local:
+        if refs or selector:
+            raise click.UsageError("--local traces this host: use --pid/--netns/--container-id/--ip, "
+                                   "not pod targets")
+        ctx.exit(run_local(run_spec, output=output))
+    if pids or netns_paths or container_ids or ips:
+        raise click.UsageError("--pid/--netns/--container-id/--ip need --local; on a cluster name pods")
+    if not refs and not selector:
+        raise click.UsageError("name a target: POD, deploy/NAME, node/NAME, ... or -l SELECTOR")
+    settings = session.SessionOptions(
+        image=image, job_namespace=job_namespace, privileged=privileged, start_timeout_s=start_timeout,
+        ttl_s=int(job_ttl), max_duration_s=max_duration, lease_ttl_s=lease_ttl,
+        image_pull_secrets=image_pull_secrets)
+    kube_options = options.to_kube_options(kubeconfig=kubeconfig, kube_context=kube_context,
+                                           namespace=namespace, request_timeout=request_timeout)
+    ctx.exit(run_cluster(run_spec, refs=refs, selector=selector, kube_options=kube_options,
+                         settings=settings, output=output, dry_run=dry_run))

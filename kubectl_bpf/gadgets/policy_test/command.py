@@ -18,23 +18,12 @@ from typing import Literal
 import click
 import tabulate
 
+from kubectl_bpf.cli import errors as cli_errors
 from kubectl_bpf.gadgets.policy_test import evaluate, inventory, queries, schema
 from kubectl_bpf.protocol import exitcodes
 
 # Records per write: one write per record makes a 1,000-pod matrix several times slower.
 WRITE_BATCH = 2000
-
-
-class PolicyTestError(click.ClickException):
-    """A one-line error with an exit code from ``protocol.exitcodes``.
-
-    click's own UsageError prints the usage text around the message; these errors
-    concern the input, not the flags' syntax, so one line says it better.
-    """
-
-    def __init__(self, message: str, *, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @click.command("policy-test")
@@ -62,9 +51,9 @@ def policy_test(offline_file: str | None, port_texts: tuple[str, ...], namespace
     try:
         specs = [queries.parse_port_spec(text) for text in port_texts]
     except queries.PortSpecError as exc:
-        raise PolicyTestError(str(exc), exit_code=exitcodes.USAGE) from exc
+        raise cli_errors.CommandError(str(exc), exit_code=exitcodes.USAGE) from exc
     if offline_file is None:
-        raise PolicyTestError("live probes are not implemented yet: pass --offline FILE",
+        raise cli_errors.CommandError("live probes are not implemented yet: pass --offline FILE",
                               exit_code=exitcodes.USAGE)
     inv = _load(offline_file)
     for warning in inv.warnings:
@@ -72,7 +61,7 @@ def policy_test(offline_file: str | None, port_texts: tuple[str, ...], namespace
     try:
         pods = queries.select_pods(inv, namespace)
     except queries.NamespaceNotFoundError as exc:
-        raise PolicyTestError(str(exc), exit_code=exitcodes.NOT_FOUND) from exc
+        raise cli_errors.CommandError(str(exc), exit_code=exitcodes.NOT_FOUND) from exc
     finished = sum(1 for pod in inv.pods if pod.phase in inventory.FINISHED_PHASES
                    and (namespace is None or pod.namespace == namespace))
     if finished:
@@ -89,11 +78,12 @@ def _load(path_text: str) -> inventory.Inventory:
         text = sys.stdin.read() if path_text == "-" else pathlib.Path(path_text).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise PolicyTestError(f"cannot read {path_text}: {reason}", exit_code=exitcodes.USAGE) from exc
+        raise cli_errors.CommandError(f"cannot read {path_text}: {reason}",
+                                      exit_code=exitcodes.USAGE) from exc
     try:
         return inventory.load_inventory(text)
     except inventory.InventoryError as exc:
-        raise PolicyTestError(f"{path_text}: {exc}", exit_code=exitcodes.USAGE) from exc
+        raise cli_errors.CommandError(f"{path_text}: {exc}", exit_code=exitcodes.USAGE) from exc
 
 
 def _write_json(cell_streams: Iterable[Iterable[queries.Cell]]) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from kubectl_bpf.cli import render
-from kubectl_bpf.gadgets.drops import command, schema
+from kubectl_bpf.gadgets.drops import output as command
+from kubectl_bpf.gadgets.drops import schema
 
 
 @pytest.mark.parametrize(("address", "port", "text"), [

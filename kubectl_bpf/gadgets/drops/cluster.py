@@ -1,0 +1,191 @@
+"""The drops gadget seen from the cluster: which pod each drop belongs to,
+who the peer is, and one summary merged from every node.
+
+The agent knows only kernel facts (netns inodes, addresses); this module puts
+the Kubernetes names back. A drop belongs to the target pod whose netns it
+was dropped in, else to the pod whose IP it was addressed to, else to the pod
+that sent it (a policy drop on the host side of a veth); on a node traced
+for one pod only, everything the agent reports belongs to that pod.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+from typing import Any, Optional, Sequence
+
+import click
+
+from kubectl_bpf.cli import render
+from kubectl_bpf.gadgets.drops import output as output_mod
+from kubectl_bpf.gadgets.drops import schema
+from kubectl_bpf.kube import targets
+from kubectl_bpf.protocol import records
+
+TOP_FLOWS = 20  # enough for a terminal, and exact: the counts come from the kernel's flow map
+
+
+class PodIndex:
+    """Names for addresses and namespaces: the targets first, then any pod
+    the user may list (``peers``), else the bare address."""
+
+    def __init__(self, groups: Sequence[targets.NodeGroup], peers: dict[str, str]) -> None:
+        self._target_ips: dict[str, str] = {}
+        self._containers: dict[str, str] = {}
+        self._sole_pod = {group.node: f"{group.pods[0].namespace}/{group.pods[0].name}"
+                          for group in groups if len(group.pods) == 1 and not group.whole_node}
+        for group in groups:
+            for pod in group.pods:
+                name = f"{pod.namespace}/{pod.name}"
+                self._target_ips.update(dict.fromkeys(pod.ips, name))
+                self._containers.update(dict.fromkeys(pod.container_ids, name))
+        self._names = {**peers, **self._target_ips}
+        self._netns: dict[tuple[str, int], str] = {}
+
+    def learn_preflight(self, node: str, record: dict[str, Any]) -> None:
+        """The agent reports the netns of every container it resolved."""
+        containers = (record.get("target") or {}).get("containers") or {}
+        for container_id, inode in containers.items():
+            pod = self._containers.get(container_id)
+            if pod is not None:
+                self._netns[(node, int(inode))] = pod
+
+    def pod_of(self, node: str, record: dict[str, Any]) -> Optional[str]:
+        by_netns = self._netns.get((node, int(record.get("netns") or 0)))
+        if by_netns is not None:
+            return by_netns
+        return (self._target_ips.get(str(record.get("dst"))) or self._target_ips.get(str(record.get("src")))
+                or self._sole_pod.get(node))
+
+    def name(self, address: Optional[str]) -> Optional[str]:
+        if address is None:
+            return None
+        return self._names.get(address, address)
+
+    def peer_of(self, record: dict[str, Any], pod: Optional[str]) -> Optional[str]:
+        """The endpoint that is not the pod: the other side of the conversation."""
+        src, dst = record.get("src"), record.get("dst")
+        if pod is not None and self._target_ips.get(str(dst)) == pod:
+            return self.name(src)
+        if pod is not None and self._target_ips.get(str(src)) == pod:
+            return self.name(dst)
+        return self.name(dst if record.get("direction") == "egress" else src)
+
+
+def enrich(index: PodIndex, node: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The agent's record with ``node``, ``pod`` and ``peer`` added (-o json)."""
+    enriched = dict(record)
+    enriched["node"] = node
+    if record.get("type") == schema.DROP:
+        pod = index.pod_of(node, record)
+        enriched["pod"] = pod
+        enriched["peer"] = index.peer_of(record, pod)
+    return enriched
+
+
+class MergedSummary:
+    """Exact totals across nodes: every count is a sum of exact counts."""
+
+    COUNTS = ("drops", "events", "lost", "suppressed", "missed", "unaccounted")
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+
+    def add(self, node: str, summary: dict[str, Any]) -> None:
+        self.nodes[node] = summary
+
+    def totals(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {key: sum(int(s.get(key) or 0) for s in self.nodes.values())
+                                  for key in self.COUNTS}
+        merged["duration_s"] = max((float(s.get("duration_s") or 0) for s in self.nodes.values()),
+                                   default=0.0)
+        reasons: collections.Counter[str] = collections.Counter()
+        for summary in self.nodes.values():
+            reasons.update(summary.get("reasons") or {})
+        merged["reasons"] = dict(reasons.most_common())
+        flows = [flow for summary in self.nodes.values() for flow in summary.get("flows") or []]
+        flows.sort(key=lambda flow: -int(flow.get("count") or 0))
+        merged["flows"] = flows[:TOP_FLOWS]
+        merged["flow_count"] = sum(int(s.get("flow_count") or 0) for s in self.nodes.values())
+        merged["stopped_by"] = sorted({str(s.get("stopped_by")) for s in self.nodes.values()})
+        return merged
+
+    def by_peer(self, index: PodIndex) -> list[tuple[str, str, int]]:
+        """(pod, peer, drops) from the kernel's flow counts, largest first."""
+        counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        for node, summary in self.nodes.items():
+            for flow in summary.get("flows") or []:
+                record = {"src": flow.get("src"), "dst": flow.get("dst")}
+                pod = index.pod_of(node, record)
+                peer = index.peer_of(record, pod)
+                counts[(pod or "-", peer or "-")] += int(flow.get("count") or 0)
+        return [(pod, peer, count) for (pod, peer), count in counts.most_common()]
+
+
+class ClusterOutput:
+    """Renders the merged stream: a live table with NODE and POD in front, or
+    the agents' JSON lines with node, pod and peer added; the merged summary
+    at the end. Progress goes to stderr, data to stdout."""
+
+    def __init__(self, index: PodIndex, *, output: str, aggregate: bool) -> None:
+        self._index = index
+        self._json = output == "json"
+        self._aggregate = aggregate
+        prefix: list[tuple[str, render.Formatter, int]] = [
+            ("NODE", lambda r: str(r.get("node")), 8), ("POD", lambda r: render.cell(r.get("pod")), 20)]
+        self._live = render.LiveTable(prefix + output_mod.live_columns(output == "wide"), sys.stdout)
+        self._flows: dict[str, dict[str, Any]] = {}
+        self.summary = MergedSummary()
+
+    def handle(self, node: str, record: dict[str, Any]) -> None:
+        record_type = record.get("type")
+        if record_type == records.PREFLIGHT:
+            self._index.learn_preflight(node, record)
+        enriched = enrich(self._index, node, record)
+        if record_type == records.SUMMARY:
+            self.summary.add(node, record)
+        if self._json:
+            sys.stdout.write(json.dumps(enriched, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+            return
+        if record_type == schema.DROP:
+            self._live.row(enriched)
+            self._live.flush()
+        elif record_type == records.PREFLIGHT:
+            click.echo(f"{node}: agent {record.get('agent_version')} on kernel {record.get('kernel')}, "
+                       f"hook {record.get('hook')}", err=True)
+        elif record_type == records.READY:
+            click.echo(f"{node}: tracing (BPF program id {record.get('prog_id')}); Ctrl-C to stop", err=True)
+            if not self._aggregate:
+                self._live.header()
+                self._live.flush()
+        elif record_type == schema.FLOWS:
+            self._flows[node] = record
+            self._redraw_flows()
+        elif record_type == records.ERROR:
+            click.echo(f"kubectl-bpf: error: {node}: {record.get('message')}", err=True)
+
+    def _redraw_flows(self) -> None:
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")
+        for node, flows in sorted(self._flows.items()):
+            sys.stdout.write(f"{node}: {flows['drops']} drops, {flows['flow_count']} flows\n"
+                             f"{output_mod.flows_table(flows['flows'])}\n\n")
+        sys.stdout.flush()
+
+    def finish(self) -> None:
+        """The merged summary (tables only: JSON readers have every node's summary record)."""
+        if self._json or not self.summary.nodes:
+            return
+        totals = self.summary.totals()
+        lines = ["", output_mod.summary_text(totals)]
+        peers = self.summary.by_peer(self._index)
+        if peers:
+            lines += ["", render.table(["POD", "PEER", "DROPS"], [list(row) for row in peers[:TOP_FLOWS]])]
+        if len(self.summary.nodes) > 1:
+            rows = [[node, s.get("drops"), s.get("events"), s.get("lost"), s.get("suppressed")]
+                    for node, s in sorted(self.summary.nodes.items())]
+            lines += ["", render.table(["NODE", "DROPS", "SHOWN", "LOST", "SUPPRESSED"], rows)]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()

@@ -1,0 +1,248 @@
+"""One tracing session on a cluster: from resolved node groups to a merged
+stream of agent records, and nothing privileged left behind.
+
+The order is the safety argument. Everything that can refuse us (RBAC, the
+server-side dry run of every tracer pod) runs before the first object is
+created; once a Job exists, ``close()`` deletes it on every path, and the
+caller guarantees ``close()`` runs (``with Session(...)``). If this process
+dies instead, three things bound the damage without it: the agent stops by
+itself when the lease this session renews stops moving (agent/lease.py), the
+Job's ``activeDeadlineSeconds`` kills the pod, and its TTL deletes the Job.
+
+A graceful stop is a Job deletion: the pod is terminated with SIGTERM, the
+agent detaches and writes its summary and ``end``, and the log stream still
+delivers them while the pod terminates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import socket
+import threading
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
+
+import urllib3
+from kubernetes.client import rest as k8s_rest
+
+from kubectl_bpf.kube import client, errors, jobs, labels, logs, targets, watch
+from kubectl_bpf.protocol import codec, exitcodes, records, spec, stream
+
+LEASE_RENEW_S = 10.0  # several renewals fit in the agent's lease TTL, even if one call fails
+STOP_GRACE_S = 20.0  # how long a graceful stop waits for every node's summary and end
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionOptions:
+    image: str
+    job_namespace: str
+    privileged: bool
+    start_timeout_s: float
+    ttl_s: int  # ttlSecondsAfterFinished: minutes, so a failure can still be inspected
+    max_duration_s: float  # the hard maximum when following without --duration
+    lease_ttl_s: float
+    image_pull_secrets: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeRecord:
+    """One agent record from one node."""
+
+    node: str
+    record: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeFinished:
+    """A node's stream is over: ``error`` is None when its ``end`` arrived."""
+
+    node: str
+    error: Optional[str]
+    exit_code: int
+
+
+Item = Union[NodeRecord, NodeFinished]
+
+
+@dataclasses.dataclass
+class NodeRun:
+    group: targets.NodeGroup
+    job: dict[str, Any]
+    pod: Optional[str] = None
+    follower: Optional[logs.LogFollower] = None
+
+    @property
+    def job_name(self) -> str:
+        return str(self.job["metadata"]["name"])
+
+
+class Session:
+    def __init__(self, kube: client.Kube, *, gadget: str, run_spec: spec.RunSpec,
+                 groups: Sequence[targets.NodeGroup], options: SessionOptions, command: str,
+                 on_progress: Callable[[str], None]) -> None:
+        self._kube = kube
+        self._options = options
+        self._on_progress = on_progress
+        self.run_id = labels.new_run_id()
+        self._runs = [NodeRun(group=group, job=jobs.build_job(self._job_request(
+            gadget, run_spec, group, command))) for group in groups]
+        self._items: queue.Queue[Item] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._closing = threading.Event()
+        self._created: list[str] = []
+        self._stopping = False
+
+    def _job_request(self, gadget: str, run_spec: spec.RunSpec, group: targets.NodeGroup,
+                     command: str) -> jobs.JobRequest:
+        options = self._options
+        node_spec = dataclasses.replace(run_spec, target=targets.target_spec(group),
+                                        lease_ttl_s=options.lease_ttl_s)
+        return jobs.JobRequest(
+            gadget=gadget, run_id=self.run_id, node=group.node, run_spec=node_spec, image=options.image,
+            job_namespace=options.job_namespace, privileged=options.privileged,
+            duration_s=run_spec.duration_s, max_duration_s=options.max_duration_s, ttl_s=options.ttl_s,
+            targets=targets.describe(group), user=self._kube.user, host=socket.gethostname(), command=command,
+            image_pull_secrets=options.image_pull_secrets)
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        return [run.job for run in self._runs]
+
+    @property
+    def nodes(self) -> list[str]:
+        return [run.group.node for run in self._runs]
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check, create, wait until every agent runs, then stream. Raises a
+        KubeError with the real reason; whatever was created is the caller's
+        to remove with close()."""
+        jobs.check_access(self._kube, self._options.job_namespace, target_namespaces=sorted(
+            {pod.namespace for run in self._runs for pod in run.group.pods}))
+        for run in self._runs:
+            jobs.dry_run_pod(self._kube, run.job)
+        for run in self._runs:
+            jobs.create_job(self._kube, run.job)
+            self._created.append(run.job_name)
+            self._on_progress(f"{run.group.node}: job {self._options.job_namespace}/{run.job_name} created")
+        self._wait_for_pods()
+        for run in self._runs:
+            self._spawn(self._follow, run)
+        self._spawn(self._renew_leases)
+
+    def _wait_for_pods(self) -> None:
+        failures: list[errors.KubeError] = []
+
+        def wait(run: NodeRun) -> None:
+            try:
+                run.pod = watch.wait_for_start(
+                    self._kube, self._options.job_namespace, run.job_name,
+                    timeout_s=self._options.start_timeout_s,
+                    on_progress=lambda text: self._on_progress(f"{run.group.node}: {text}"))
+            except errors.KubeError as exc:
+                failures.append(exc)
+
+        waiters = [threading.Thread(target=wait, args=(run,), daemon=True) for run in self._runs]
+        for waiter in waiters:
+            waiter.start()
+        for waiter in waiters:
+            while waiter.is_alive():  # join in slices: Ctrl-C must reach the main thread
+                waiter.join(0.2)
+        if failures:
+            raise failures[0]
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _follow(self, run: NodeRun) -> None:
+        node = run.group.node
+        record_stream = stream.RecordStream()
+        assert run.pod is not None
+        run.follower = logs.LogFollower(self._kube, self._options.job_namespace, run.pod,
+                                        stream=record_stream)
+        error: Optional[str] = None
+        exit_code = 0
+        try:
+            for record in run.follower.records():
+                self._items.put(NodeRecord(node, record))
+                if record.get("type") == records.END:
+                    exit_code = int(record.get("exit_code", 0))
+        except errors.KubeError as exc:
+            error, exit_code = str(exc), exc.exit_code
+        except codec.ProtocolError as exc:
+            error, exit_code = str(exc), exitcodes.FAILURE
+        if error is None and not record_stream.ended and not self._closing.is_set():
+            error, exit_code = "the agent's stream ended without an end record", exitcodes.FAILURE
+        if error is not None and record_stream.noise:
+            error += "; last agent output: " + " | ".join(list(record_stream.noise)[-3:])
+        self._items.put(NodeFinished(node, error, exit_code))
+
+    def _renew_leases(self) -> None:
+        counter = 0
+        while not self._closing.wait(LEASE_RENEW_S):
+            counter += 1
+            for run in self._runs:
+                if run.pod is None:
+                    continue
+                try:
+                    self._kube.core.patch_namespaced_pod(
+                        run.pod, self._options.job_namespace,
+                        {"metadata": {"annotations": {labels.LEASE_ANNOTATION: str(counter)}}},
+                        **self._kube.call_options())
+                except (k8s_rest.ApiException, urllib3.exceptions.HTTPError, OSError):
+                    continue  # the next renewal retries; the agent's TTL spans several misses
+
+    # -- stream --------------------------------------------------------------------------------
+
+    def items(self, *, poll_s: float = 0.2) -> Iterator[Optional[Item]]:
+        """Records as they arrive from every node, then one NodeFinished per
+        node. Yields None every ``poll_s`` while idle so the caller can react
+        to signals and deadlines without threads of its own."""
+        remaining = len(self._runs)
+        while remaining:
+            try:
+                item = self._items.get(timeout=poll_s)
+            except queue.Empty:
+                yield None
+                continue
+            if isinstance(item, NodeFinished):
+                remaining -= 1
+            yield item
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Graceful: SIGTERM every agent by deleting its Job; the final
+        records still arrive through items()."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for name in self._created:
+            jobs.delete_job(self._kube, self._options.job_namespace, name, grace_period_s=None)
+
+    def close(self, *, force: bool = False) -> None:
+        """Delete everything this session created; safe to call twice. With
+        ``force`` the pods are killed at once instead of terminated."""
+        self._closing.set()
+        for run in self._runs:
+            if run.follower is not None:
+                run.follower.close()
+        failures = []
+        for name in self._created:
+            try:
+                jobs.delete_job(self._kube, self._options.job_namespace, name,
+                                grace_period_s=0 if force else None)
+            except errors.KubeError as exc:
+                failures.append(f"{name}: {exc}")
+        if failures:
+            raise errors.KubeError("could not delete tracer job(s) " + "; ".join(failures)
+                                   + " (run 'kubectl bpf gc')")
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(force=exc_info[0] is not None)  # after a failure nothing is worth waiting for

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 GADGETS := drops
 
-.PHONY: deps bpf install test unit lint demo bench clean
+.PHONY: deps bpf install test unit lint demo demo-local cluster-up cluster-down bench clean
 
 deps:
 	hack/install-dev-deps.sh
@@ -14,9 +14,13 @@ bpf:
 install: deps
 	$(PYTHON) -m pip install -q --disable-pip-version-check .
 
-# Every tier this machine can run: unit tests, then the kernel (agent) tier.
+# Every tier: unit, kernel (agent), then end-to-end on the local cluster, which is
+# brought up first (cold: builds Kubernetes, ~10 min; cached: seconds) and taken down
+# after, unless KEEP_CLUSTER=1.
 test: install lint
-	$(PYTHON) -m pytest --with-agent
+	hack/local-cluster up
+	$(PYTHON) -m pytest --with-agent --with-e2e; rc=$$?; \
+	  [ "$(KEEP_CLUSTER)" = 1 ] || hack/local-cluster down; exit $$rc
 
 unit:
 	$(PYTHON) -m pytest tests/unit
@@ -25,8 +29,19 @@ lint:
 	ruff check kubectl_bpf tests bench setup.py
 	mypy kubectl_bpf
 
+# The README's first command: cluster up, a workload with deliberate drops, kubectl bpf drops.
 demo: install
+	hack/demo-cluster
+
+# The same gadget on this host, without Kubernetes (network namespaces only).
+demo-local: install
 	hack/demo-local
+
+cluster-up:
+	hack/local-cluster up
+
+cluster-down:
+	hack/local-cluster down
 
 bench: install
 	$(PYTHON) bench/drops_bench.py

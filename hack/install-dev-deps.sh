@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 PKGS=(clang llvm libbpf-dev libbpf1 bpftool nftables iproute2 bpftrace gcc libc6-dev util-linux)
 missing=()
 for pkg in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  # (captured, not piped into grep -q: under pipefail that races with SIGPIPE)
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == *"install ok installed"* ]] || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   echo "[deps] apt: ${missing[*]}" >&2

@@ -648,7 +648,7 @@ class StartWatcher:
         pod = self._current_pod()
         node = _get(pod or {}, "spec", "nodeName")
         if node and not _get(pod or {}, "status", "startTime"):
-            text += f"; the kubelet on node {node} never took the pod up: is the node Ready?"
+            text += f"; the kubelet on node {node} never picked the pod up: is the node Ready?"
         if self._api_trouble:
             text += f"; {self._api_trouble}"
         return errors.StartTimeoutError(_line(text))

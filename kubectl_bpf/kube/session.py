@@ -84,12 +84,14 @@ class Session:
         self._options = options
         self._on_progress = on_progress
         self.run_id = labels.new_run_id()
+        self._heartbeat_s = run_spec.stats_interval_s
         self._runs = [NodeRun(group=group, job=jobs.build_job(self._job_request(
             gadget, run_spec, group, command))) for group in groups]
         self._items: queue.Queue[Item] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._created: list[str] = []
+        self._watchers: list[watch.StartWatcher] = []
         self._stopping = False
 
     def _job_request(self, gadget: str, run_spec: spec.RunSpec, group: targets.NodeGroup,
@@ -103,6 +105,11 @@ class Session:
             duration_s=run_spec.duration_s, max_duration_s=options.max_duration_s, ttl_s=options.ttl_s,
             targets=targets.describe(group), user=self._kube.user, host=socket.gethostname(), command=command,
             image_pull_secrets=options.image_pull_secrets)
+
+    @property
+    def _read_timeout_s(self) -> float:
+        """Twice the agent's heartbeat period: a silent stream is then broken, not idle."""
+        return max(logs.READ_TIMEOUT_S, 2 * self._heartbeat_s)
 
     @property
     def jobs(self) -> list[dict[str, Any]]:
@@ -132,18 +139,23 @@ class Session:
         self._spawn(self._renew_leases)
 
     def _wait_for_pods(self) -> None:
+        """Wait for every node's agent; the first real failure aborts the
+        other waits, so a missing image on one node is reported at once."""
         failures: list[errors.KubeError] = []
+        self._watchers = [watch.StartWatcher(
+            self._kube, self._options.job_namespace, run.job_name, timeout_s=self._options.start_timeout_s,
+            on_progress=self._progress_of(run.group.node)) for run in self._runs]
 
-        def wait(run: NodeRun) -> None:
+        def wait(run: NodeRun, watcher: watch.StartWatcher) -> None:
             try:
-                run.pod = watch.wait_for_start(
-                    self._kube, self._options.job_namespace, run.job_name,
-                    timeout_s=self._options.start_timeout_s,
-                    on_progress=lambda text: self._on_progress(f"{run.group.node}: {text}"))
+                run.pod = watcher.wait()
             except errors.KubeError as exc:
                 failures.append(exc)
+                for other in self._watchers:
+                    other.close()
 
-        waiters = [threading.Thread(target=wait, args=(run,), daemon=True) for run in self._runs]
+        waiters = [threading.Thread(target=wait, args=pair, daemon=True)
+                   for pair in zip(self._runs, self._watchers)]
         for waiter in waiters:
             waiter.start()
         for waiter in waiters:
@@ -151,6 +163,9 @@ class Session:
                 waiter.join(0.2)
         if failures:
             raise failures[0]
+
+    def _progress_of(self, node: str) -> Callable[[str], None]:
+        return lambda text: self._on_progress(f"{node}: {text}")
 
     def _spawn(self, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -162,7 +177,7 @@ class Session:
         record_stream = stream.RecordStream()
         assert run.pod is not None
         run.follower = logs.LogFollower(self._kube, self._options.job_namespace, run.pod,
-                                        stream=record_stream)
+                                        stream=record_stream, read_timeout_s=self._read_timeout_s)
         error: Optional[str] = None
         exit_code = 0
         try:
@@ -174,10 +189,11 @@ class Session:
             error, exit_code = str(exc), exc.exit_code
         except codec.ProtocolError as exc:
             error, exit_code = str(exc), exitcodes.FAILURE
-        if error is None and not record_stream.ended and not self._closing.is_set():
-            error, exit_code = "the agent's stream ended without an end record", exitcodes.FAILURE
-        if error is not None and record_stream.noise:
-            error += "; last agent output: " + " | ".join(list(record_stream.noise)[-3:])
+        result = record_stream.finish()
+        if error is None and result.truncated and not self._closing.is_set():
+            failure = watch.diagnose(self._kube, self._options.job_namespace, run.pod)
+            error = failure.message if failure is not None else result.describe()
+            exit_code = failure.exit_code if failure is not None else exitcodes.FAILURE
         self._items.put(NodeFinished(node, error, exit_code))
 
     def _renew_leases(self) -> None:
@@ -227,6 +243,8 @@ class Session:
         """Delete everything this session created; safe to call twice. With
         ``force`` the pods are killed at once instead of terminated."""
         self._closing.set()
+        for watcher in self._watchers:
+            watcher.close()
         for run in self._runs:
             if run.follower is not None:
                 run.follower.close()

@@ -79,12 +79,18 @@ class NodeRun:
 class Session:
     def __init__(self, kube: client.Kube, *, gadget: str, run_spec: spec.RunSpec,
                  groups: Sequence[targets.NodeGroup], options: SessionOptions, command: str,
-                 on_progress: Callable[[str], None]) -> None:
+                 on_progress: Callable[[str], None],
+                 spec_for: Optional[Callable[[targets.NodeGroup], spec.RunSpec]] = None) -> None:
+        """``spec_for`` builds each node's spec (a gadget whose work differs per
+        node, e.g. the probes whose sources run there); by default every node
+        gets ``run_spec`` with that node's targets."""
         self._kube = kube
         self._options = options
         self._on_progress = on_progress
         self.run_id = labels.new_run_id()
         self._heartbeat_s = run_spec.stats_interval_s
+        self._spec_for = spec_for or (lambda group: dataclasses.replace(
+            run_spec, target=targets.target_spec(group)))
         self._runs = [NodeRun(group=group, job=jobs.build_job(self._job_request(
             gadget, run_spec, group, command))) for group in groups]
         self._items: queue.Queue[Item] = queue.Queue()
@@ -97,8 +103,7 @@ class Session:
     def _job_request(self, gadget: str, run_spec: spec.RunSpec, group: targets.NodeGroup,
                      command: str) -> jobs.JobRequest:
         options = self._options
-        node_spec = dataclasses.replace(run_spec, target=targets.target_spec(group),
-                                        lease_ttl_s=options.lease_ttl_s)
+        node_spec = dataclasses.replace(self._spec_for(group), lease_ttl_s=options.lease_ttl_s)
         return jobs.JobRequest(
             gadget=gadget, run_id=self.run_id, node=group.node, run_spec=node_spec, image=options.image,
             job_namespace=options.job_namespace, privileged=options.privileged,

@@ -41,6 +41,8 @@ class PodIndex:
                 self._target_ips.update(dict.fromkeys(pod.ips, name))
                 self._containers.update(dict.fromkeys(pod.container_ids, name))
         self._names = {**peers, **self._target_ips}
+        self._peers = peers
+        self._whole_nodes = {group.node for group in groups if group.whole_node}
         self._netns: dict[tuple[str, int], str] = {}
 
     def learn_preflight(self, node: str, record: dict[str, Any]) -> None:
@@ -55,8 +57,11 @@ class PodIndex:
         by_netns = self._netns.get((node, int(record.get("netns") or 0)))
         if by_netns is not None:
             return by_netns
-        return (self._target_ips.get(str(record.get("dst"))) or self._target_ips.get(str(record.get("src")))
-                or self._sole_pod.get(node))
+        by_address = (self._target_ips.get(str(record.get("dst")))
+                      or self._target_ips.get(str(record.get("src"))))
+        if by_address is None and node in self._whole_nodes:  # every pod of the node is a target
+            by_address = self._peers.get(str(record.get("dst"))) or self._peers.get(str(record.get("src")))
+        return by_address or self._sole_pod.get(node)
 
     def name(self, address: Optional[str]) -> Optional[str]:
         if address is None:

@@ -63,3 +63,9 @@ def test_merged_summary_adds_exact_counts_and_reasons_across_nodes() -> None:
     assert totals["duration_s"] == 5.2
     assert [flow["count"] for flow in totals["flows"]] == [6, 5]
     assert merged.by_peer(index()) == [("shop/web", "shop/client", 6), ("data/db", "shop/client", 5)]
+
+
+def test_on_a_whole_node_any_known_pod_is_named() -> None:
+    pods = cluster.PodIndex([targets.NodeGroup("n3", (), whole_node=True)], PEERS)
+    assert pods.pod_of("n3", {"netns": 1, "src": "10.0.0.9", "dst": "10.9.9.9"}) == "shop/client"
+    assert pods.pod_of("n3", {"netns": 1, "src": "10.9.9.8", "dst": "10.9.9.9"}) is None

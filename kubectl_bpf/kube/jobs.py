@@ -34,6 +34,10 @@ LEASE_FILE = f"{PODINFO_DIR}/annotations"  # downwardAPI metadata.annotations (a
 # open /proc/<pid>/ns/net of other containers, SYSLOG for real addresses in
 # /proc/kallsyms (without it locations are bare hex). Not SYS_ADMIN.
 AGENT_CAPABILITIES = ("BPF", "PERFMON", "SYS_PTRACE", "SYSLOG")
+# Per agent gadget, on top of AGENT_CAPABILITIES. The probe gadget enters the
+# source pod's netns with setns(2), which needs CAP_SYS_ADMIN (over the netns's
+# owning user namespace, here the host's); the drops gadget only reads.
+GADGET_CAPABILITIES: dict[str, tuple[str, ...]] = {"probe": ("SYS_ADMIN",)}
 # containerd 1.6.20's RuntimeDefault allowed bpf() with CAP_BPF in our test,
 # but Docker's default profile (and runtimes that copied it) refuse bpf()
 # without CAP_SYS_ADMIN; Unconfined costs less privilege than SYS_ADMIN.
@@ -129,7 +133,8 @@ def agent_spec(request: JobRequest) -> spec.RunSpec:
                                proc_root=HOST_PROC, max_duration_s=run_limit_s(request))
 
 
-def security_context(*, privileged: bool) -> dict[str, Any]:
+def security_context(*, privileged: bool, gadget: str = "") -> dict[str, Any]:
+    """``gadget`` is the agent gadget (RunSpec.gadget): some need more than the base set."""
     if privileged:
         # The API rejects privileged with allowPrivilegeEscalation false.
         return {"privileged": True, "allowPrivilegeEscalation": True, "runAsUser": 0,
@@ -138,7 +143,7 @@ def security_context(*, privileged: bool) -> dict[str, Any]:
         "runAsUser": 0,
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"], "add": list(AGENT_CAPABILITIES)},
+        "capabilities": {"drop": ["ALL"], "add": [*AGENT_CAPABILITIES, *GADGET_CAPABILITIES.get(gadget, ())]},
         "seccompProfile": dict(SECCOMP_PROFILE),
     }
 
@@ -160,7 +165,7 @@ def build_job(request: JobRequest) -> dict[str, Any]:
         "command": ["python3", "-m", "kubectl_bpf.agent", "--spec", agent_spec(request).to_json()],
         "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],  # read-only root filesystem
         "resources": {"requests": dict(resources), "limits": dict(resources)},
-        "securityContext": security_context(privileged=request.privileged),
+        "securityContext": security_context(privileged=request.privileged, gadget=request.run_spec.gadget),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "btf", "mountPath": BTF_DIR, "readOnly": True},

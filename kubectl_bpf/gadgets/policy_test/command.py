@@ -1,29 +1,53 @@
 """``kubectl-bpf policy-test``: the click command. Parses options, calls the logic, renders.
 
-Only the offline mode exists so far (issue 5 part 1): the expected reachability
-computed from a YAML export. The CLI root registers :data:`policy_test` with
+Two modes. ``--offline FILE`` computes the expected reachability from a YAML export
+(issue 5 part 1). Without it the expectations are computed from the cluster's own
+objects and then probed for real (live_run, live_cluster): ``--from ns/pod --to
+ns/pod|IP --port P`` for one flow, or ``-n NS`` [``-l SEL``] for every ordered pair
+of a namespace's pods. The CLI root registers :data:`policy_test` with
 ``cli.add_command``. Errors are one line on stderr ("Error: ...") with the shared
-exit codes: bad flags or input file -> USAGE (2), unknown ``-n`` namespace ->
-NOT_FOUND (3). The verdict codes in ``exitcodes`` belong to the live mode.
+exit codes: bad flags or input -> USAGE (2), unknown namespace or pod -> NOT_FOUND
+(3), a source that cannot be probed -> TARGET_STATE (7), cluster errors as kube/
+says. A live run that completes exits with the verdict codes in ``exitcodes``
+(10 unexpected deny, 11 unexpected allow, 12 intent mismatch; the lowest wins),
+else 1 if a probe could not be judged, else 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import pathlib
+import shlex
 import sys
+import time
 from collections.abc import Iterable
 from typing import Literal
 
 import click
 import tabulate
 
+import kubectl_bpf
 from kubectl_bpf.cli import errors as cli_errors
-from kubectl_bpf.gadgets.policy_test import evaluate, inventory, queries, schema
+from kubectl_bpf.cli import live, options
+from kubectl_bpf.gadgets.policy_test import (
+    evaluate,
+    inventory,
+    live_cluster,
+    live_output,
+    live_plan,
+    live_run,
+    probe_params,
+    queries,
+    schema,
+)
+from kubectl_bpf.kube import client, errors, session
 from kubectl_bpf.protocol import exitcodes
 
 # Records per write: one write per record makes a 1,000-pod matrix several times slower.
 WRITE_BATCH = 2000
+DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
 
 
 @click.command("policy-test")
@@ -31,30 +55,96 @@ WRITE_BATCH = 2000
               help="Evaluate the NetworkPolicies in FILE (YAML: a kind: List or a multi-document "
                    "stream, e.g. `kubectl get ns,pods,networkpolicies -A -o yaml`; - reads stdin) "
                    "instead of probing a cluster.")
+@click.option("--from", "source_ref", metavar="[NS/]POD", help="Live: probe from this pod.")
+@click.option("--to", "destination_ref", metavar="[NS/]POD|IP", help="Live: probe this pod or address.")
 @click.option("--port", "port_texts", multiple=True, metavar="PORT[/PROTO]",
               help="Destination port to evaluate: 80, 80/TCP, 53/UDP, 132/SCTP or a container port "
                    "name (resolved on each destination). Repeatable. Default: each destination's "
                    "container ports plus the numeric ports of the policy rules that can apply to it.")
 @click.option("-n", "--namespace", metavar="NS",
               help="Only the pods of NS, as both sources and destinations (policies and namespace "
-                   "labels elsewhere still count). Default: all pods.")
+                   "labels elsewhere still count). Live without --from: probe every pair of NS's pods. "
+                   "With --from/--to: the namespace of bare pod names. Default offline: all pods; "
+                   "live: the context's namespace.")
+@click.option("-l", "--selector", metavar="SELECTOR",
+              help="Live matrix: only the pods of NS matching this.")
+@click.option("--attempts", type=click.IntRange(1, probe_params.MAX_ATTEMPTS), default=3, show_default=True,
+              help="Live: connection attempts per probe (attempts that disagree make it FLAKY).")
+@click.option("--timeout", "timeout_s", type=options.DURATION_TYPE, default="2s", show_default=True,
+              metavar="DURATION", help="Live: how long one attempt waits for an answer.")
+@click.option("--rate", "rate_per_s", type=click.FloatRange(min=0.1, max=10000), default=50.0,
+              show_default=True, help="Live: attempt starts per second, per source node.")
+@click.option("--expect", "declared", type=click.Choice(["allow", "deny"]),
+              help="Live: the intended result; a different computed one is INTENT-MISMATCH (exit 12).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="table: one truth table per port (rows from, columns to); json: one object "
-                   '{"results": [...]} with a record per (from, to, port).')
-def policy_test(offline_file: str | None, port_texts: tuple[str, ...], namespace: str | None,
-                output: Literal["table", "json"]) -> None:
-    """Expected reachability between pods under the NetworkPolicies, with the deciding rules.
+              help="table: one truth table per port (rows from, columns to), and live one row per "
+                   'probe; json: one object {"results": [...]} with a record per (from, to, port).')
+@click.option("--junit", "junit_file", metavar="FILE", help="Live: also write a JUnit XML report to FILE.")
+@click.option("--kubeconfig", metavar="PATH",
+              help="Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")
+@click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context to use.")
+@click.option("--request-timeout", type=options.TIMEOUT_TYPE, metavar="DURATION",
+              help="Timeout of each API request, e.g. 10s (0: none).")
+@click.option("--job-namespace", default="kubectl-bpf", show_default=True, metavar="NS",
+              help="Namespace of the prober Jobs (see 'kubectl bpf setup').")
+@click.option("--image", default=lambda: os.environ.get("KUBECTL_BPF_IMAGE", DEFAULT_IMAGE),
+              show_default=f"$KUBECTL_BPF_IMAGE or {DEFAULT_IMAGE}", help="The agent image.")
+@click.option("--image-pull-secret", "image_pull_secrets", multiple=True, metavar="NAME",
+              help="Pull secret in the job namespace for the agent image (repeatable).")
+@click.option("--privileged", is_flag=True,
+              help="Run the prober privileged instead of with its capabilities.")
+@click.option("--start-timeout", type=options.DURATION_TYPE, default="60s", show_default=True,
+              metavar="DURATION", help="Give up if the prober is not running by then.")
+@click.option("--job-ttl", type=options.DURATION_TYPE, default="5m", show_default=True, metavar="DURATION",
+              help="How long a finished Job stays for inspection if not deleted.")
+@click.option("--lease-ttl", type=options.DURATION_TYPE, default="60s", show_default=True, metavar="DURATION",
+              help="The agent stops this long after losing contact with this client.")
+def policy_test(*, offline_file: str | None, source_ref: str | None, destination_ref: str | None,
+                port_texts: tuple[str, ...], namespace: str | None, selector: str | None, attempts: int,
+                timeout_s: float, rate_per_s: float, declared: schema.Expected | None,
+                output: Literal["table", "json"], junit_file: str | None, kubeconfig: str | None,
+                kube_context: str | None, request_timeout: float | None, job_namespace: str, image: str,
+                image_pull_secrets: tuple[str, ...], privileged: bool, start_timeout: float,
+                job_ttl: float, lease_ttl: float) -> None:
+    r"""Expected reachability between pods under the NetworkPolicies, with the deciding
+    rules; live, also the observed one, with the kernel's evidence of every surprise.
 
-    Covers every ordered pair of the selected pods (a pod to itself and hostNetwork
-    pods are "undefined"). Pods that have finished (Succeeded/Failed) are skipped.
+    \b
+    Offline: every ordered pair of the selected pods (a pod to itself and
+    hostNetwork pods are "undefined"; Succeeded/Failed pods are skipped).
+    Live: --from ns/pod --to ns/pod|IP --port P, or -n NS [-l SEL] for a matrix.
+    Probes run in the agent on the source's node, inside the source pod's netns.
+    Verdicts: PASS, UNEXPECTED-DENY, UNEXPECTED-ALLOW, FLAKY, INTENT-MISMATCH,
+    UNDEFINED, ERROR.
     """
     try:
         specs = [queries.parse_port_spec(text) for text in port_texts]
     except queries.PortSpecError as exc:
         raise cli_errors.CommandError(str(exc), exit_code=exitcodes.USAGE) from exc
     if offline_file is None:
-        raise cli_errors.CommandError("live probes are not implemented yet: pass --offline FILE",
-                              exit_code=exitcodes.USAGE)
+        if (source_ref is None) != (destination_ref is None):
+            raise cli_errors.CommandError("--from and --to go together", exit_code=exitcodes.USAGE)
+        if source_ref is not None and selector:
+            raise cli_errors.CommandError("-l selects matrix pods: not with --from/--to",
+                                          exit_code=exitcodes.USAGE)
+        settings = session.SessionOptions(
+            image=image, job_namespace=job_namespace, privileged=privileged, start_timeout_s=start_timeout,
+            ttl_s=int(job_ttl), max_duration_s=3600.0, lease_ttl_s=lease_ttl,
+            image_pull_secrets=image_pull_secrets)
+        kube_options = options.to_kube_options(kubeconfig=kubeconfig, kube_context=kube_context,
+                                               namespace=namespace, request_timeout=request_timeout)
+        request = LiveRequest(source_ref=source_ref, destination_ref=destination_ref, specs=tuple(specs),
+                              namespace=namespace, selector=selector, attempts=attempts, timeout_s=timeout_s,
+                              rate_per_s=rate_per_s, declared=declared, output=output, junit_file=junit_file)
+        sys.exit(run_live(request, kube_options=kube_options, settings=settings))
+    if source_ref or destination_ref or declared or junit_file or selector:
+        raise cli_errors.CommandError("--from/--to/--expect/--junit/-l are live options: not with --offline",
+                                      exit_code=exitcodes.USAGE)
+    run_offline(offline_file, specs=specs, namespace=namespace, output=output)
+
+
+def run_offline(offline_file: str, *, specs: list[queries.PortSpec], namespace: str | None,
+                output: Literal["table", "json"]) -> None:
     inv = _load(offline_file)
     for warning in inv.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -71,6 +161,101 @@ def policy_test(offline_file: str | None, port_texts: tuple[str, ...], namespace
         _write_json(group.cells for group in groups)
     else:
         _write_tables(groups)
+
+
+class LiveRequest:
+    """What the user asked of a live run, as parsed flags."""
+
+    def __init__(self, *, source_ref: str | None, destination_ref: str | None,
+                 specs: tuple[queries.PortSpec, ...], namespace: str | None, selector: str | None,
+                 attempts: int, timeout_s: float, rate_per_s: float, declared: schema.Expected | None,
+                 output: Literal["table", "json"], junit_file: str | None) -> None:
+        self.source_ref = source_ref
+        self.destination_ref = destination_ref
+        self.specs = specs
+        self.namespace = namespace
+        self.selector = selector
+        self.attempts = attempts
+        self.timeout_s = timeout_s
+        self.rate_per_s = rate_per_s
+        self.declared = declared
+        self.output = output
+        self.junit_file = junit_file
+
+    @property
+    def matrix(self) -> bool:
+        return self.source_ref is None
+
+
+def run_live(request: LiveRequest, *, kube_options: client.KubeOptions,
+             settings: session.SessionOptions) -> int:
+    """Read, plan, probe, judge, render; returns the exit code."""
+    try:
+        kube = client.connect(kube_options)
+        cluster = live_cluster.read_inventory(kube)
+        plan = _plan(kube, cluster, request)
+        for warning in plan.warnings:
+            click.echo(f"kubectl-bpf: warning: {warning}", err=True)
+        node_plans, bound_s = live_cluster.plan_nodes(
+            plan.probes, cluster.hosts, attempts=request.attempts, timeout_s=request.timeout_s,
+            rate_per_s=request.rate_per_s)
+        started = time.monotonic()
+        collected = live_cluster.Collected()
+        code = exitcodes.OK
+        if node_plans:
+            command = " ".join(shlex.quote(arg) for arg in ["kubectl-bpf", *sys.argv[1:]])
+            collected, code = live_cluster.run_probes(
+                kube, node_plans, options=settings, duration_s=bound_s, command=command,
+                on_progress=lambda text: click.echo(text, err=True), run=live.run_session)
+        wall_s = time.monotonic() - started
+    except errors.KubeError as exc:
+        raise cli_errors.CommandError(str(exc), exit_code=exc.exit_code) from exc
+    except live_run.LiveError as exc:
+        raise cli_errors.CommandError(str(exc), exit_code=exc.exit_code) from exc
+    if code == exitcodes.INTERRUPTED:
+        return code
+    for message in collected.errors:
+        click.echo(f"kubectl-bpf: error: {message}", err=True)
+    results = live_run.judge(plan.probes, collected, cluster.hosts, attempts=request.attempts)
+    attempts_done = sum(len(records) for records in collected.attempts.values())
+    summary_line = live_output.render_summary(results, wall_s=wall_s, attempts=attempts_done)
+    if request.output == "json":
+        click.echo(live_output.render_json(results, summary={
+            "probes": len(results), "attempts": attempts_done, "wall_s": round(wall_s, 3),
+            "attempts_per_s": round(attempts_done / wall_s, 1) if wall_s > 0 else 0.0,
+            "exit_code": live_plan.exit_code(results), "nodes": collected.summaries}))
+    else:
+        if request.matrix:
+            click.echo(live_output.render_matrices(results))
+            click.echo()
+        click.echo(live_output.render_table(results))
+    click.echo(summary_line, err=True)
+    if request.junit_file:
+        try:
+            pathlib.Path(request.junit_file).write_text(live_output.render_junit(results, wall_s=wall_s),
+                                                        encoding="utf-8")
+        except OSError as exc:
+            raise cli_errors.CommandError(f"cannot write {request.junit_file}: {exc.strerror or exc}",
+                                          exit_code=exitcodes.FAILURE) from exc
+    verdict_code = live_plan.exit_code(results)
+    if code != exitcodes.OK and verdict_code in (exitcodes.OK, exitcodes.FAILURE):
+        return code
+    return verdict_code
+
+
+def _plan(kube: client.Kube, cluster: live_cluster.ClusterInventory, request: LiveRequest) -> live_run.Plan:
+    if not request.matrix:
+        assert request.source_ref is not None and request.destination_ref is not None
+        return live_run.Plan(tuple(live_run.plan_pair(
+            cluster, source_ref=request.source_ref, destination_ref=request.destination_ref,
+            default_namespace=kube.namespace, specs=request.specs, declared=request.declared)))
+    namespace = kube.namespace
+    keys = live_cluster.select_pod_keys(kube, namespace, request.selector) if request.selector else None
+    plan = live_run.plan_matrix(cluster, namespace=namespace, keys=keys, specs=request.specs)
+    if request.declared is not None:
+        plan = live_run.Plan(tuple(dataclasses.replace(probe, declared=request.declared)
+                                   for probe in plan.probes), plan.warnings)
+    return plan
 
 
 def _load(path_text: str) -> inventory.Inventory:

@@ -144,11 +144,6 @@ def test_invalid_object_is_a_one_line_usage_error_naming_the_field(tmp_path: pat
                     "'tcp' is not one of TCP, UDP, SCTP")
 
 
-def test_live_mode_is_refused_until_it_exists() -> None:
-    line = one_line_error(run("--port", "80"), exitcodes.USAGE)
-    assert line == "Error: live probes are not implemented yet: pass --offline FILE"
-
-
 def test_dash_reads_the_export_from_stdin() -> None:
     stdin = "kind: Pod\nmetadata: {name: a, namespace: x}\n---\nkind: Pod\nmetadata: {name: b, namespace: x}"
     records = results(run("--offline", "-", "--port", "80", "-o", "json", stdin=stdin))

@@ -1,0 +1,196 @@
+"""Live policy-test, cluster half: the inventory read from the API, and one probe
+session (a tracer Job per source node) whose ``probe`` records come back here.
+
+The inventory is the same one ``--offline`` builds from YAML: namespaces, pods and
+networking.k8s.io/v1 NetworkPolicies are read as raw JSON (what ``kubectl get -o
+json`` prints, paged) and parsed by ``inventory.parse_objects``, so the live and the
+offline modes evaluate identical objects. The host facts a probe needs (node,
+running container IDs) come from the same pod listing: nothing is read twice.
+
+This module talks to the API, which style.md keeps in ``kube/``; the two list
+helpers here belong in a ``kube/`` module once that package can take them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+
+from kubectl_bpf.gadgets.policy_test import inventory, live_plan
+from kubectl_bpf.kube import client, errors, session, targets
+from kubectl_bpf.protocol import records, spec
+
+PAGE_SIZE = 500  # objects per list call: bounded memory and response size on big clusters
+STATS_INTERVAL_S = 5.0  # the agents' heartbeat: a silent stream is broken after twice this
+GADGET = "probe"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterInventory:
+    inventory: inventory.Inventory
+    hosts: dict[str, targets.PodTarget]  # "ns/pod" -> node, IPs, running container IDs
+
+
+def read_inventory(kube: client.Kube) -> ClusterInventory:
+    """Every namespace, pod and NetworkPolicy of the cluster (policies anywhere can
+    select peers anywhere, so nothing less is exact)."""
+    networking = k8s.NetworkingV1Api(kube.api)
+    call_options = kube.call_options()
+    namespaces = _list_all(kube.core.list_namespace, "listing namespaces", call_options=call_options)
+    pods = _list_all(kube.core.list_pod_for_all_namespaces, "listing pods", call_options=call_options)
+    policies = _list_all(networking.list_network_policy_for_all_namespaces, "listing NetworkPolicies",
+                         call_options=call_options)
+    try:
+        inv = inventory.parse_objects([
+            {"kind": "NamespaceList", "items": namespaces},
+            {"kind": "PodList", "items": pods},
+            {"kind": "NetworkPolicyList", "items": [
+                {**item, "apiVersion": inventory.POLICY_API_VERSION} for item in policies]},
+        ])
+    except inventory.InventoryError as exc:
+        raise errors.KubeError(f"the cluster's objects cannot be evaluated: {exc}") from exc
+    hosts = {target.ref: target for target in map(_pod_target, pods)}
+    return ClusterInventory(inv, hosts)
+
+
+def _list_all(call: Callable[..., Any], what: str, *, call_options: Mapping[str, Any] | None = None
+              ) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        try:
+            response = call(limit=PAGE_SIZE, _continue=token, _preload_content=False,
+                            **(call_options or {}))
+            page = json.loads(response.data)
+        except ApiException as exc:
+            raise errors.from_api_exception(exc, what) from exc
+        except (OSError, ValueError) as exc:
+            raise errors.KubeError(f"{what}: {exc}") from exc
+        items.extend(page.get("items") or ())
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+def _pod_target(pod: Mapping[str, Any]) -> targets.PodTarget:
+    metadata, pod_spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    ips = tuple(entry["ip"] for entry in status.get("podIPs") or () if entry.get("ip"))
+    if not ips and status.get("podIP"):
+        ips = (status["podIP"],)
+    containers = tuple(targets.strip_runtime_prefix(entry["containerID"])
+                       for entry in status.get("containerStatuses") or ()
+                       if entry.get("containerID") and (entry.get("state") or {}).get("running") is not None)
+    return targets.PodTarget(
+        namespace=str(metadata.get("namespace")), name=str(metadata["name"]),
+        uid=str(metadata.get("uid", "")),
+        node=str(pod_spec.get("nodeName") or ""), ips=ips, container_ids=containers,
+        host_network=bool(pod_spec.get("hostNetwork")), phase=str(status.get("phase") or "Unknown"))
+
+
+def unprobeable(host: targets.PodTarget | None) -> str | None:
+    """Why a pod cannot be a probe source, as the end of a sentence; None if it can."""
+    if host is None:
+        return "is not in the cluster"
+    if host.phase != "Running":
+        return f"is {host.phase}"
+    if not host.node:
+        return "is not scheduled on a node"
+    if not host.container_ids:
+        return "has no running container (its netns cannot be entered)"
+    return None
+
+
+@dataclasses.dataclass
+class Collected:
+    """What the session brought back: probe records by id, and per node the pods'
+    netns inodes (from each agent's preflight) for naming where a drop happened."""
+
+    attempts: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    netns_names: dict[str, dict[int, str]] = dataclasses.field(default_factory=dict)
+    summaries: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodePlan:
+    group: targets.NodeGroup  # the pods on the node: sources, and destinations to name
+    params: dict[str, Any]  # ProbeParams.to_dict()
+    attempts: int
+
+
+def plan_nodes(probes: Sequence[live_plan.PlannedProbe], hosts: Mapping[str, targets.PodTarget], *,
+               attempts: int, timeout_s: float, rate_per_s: float) -> tuple[list[NodePlan], float]:
+    """One NodePlan per source node (its probes, and its pods as the agent's target so
+    the preflight names their netns), and the longest node's time bound."""
+    by_node: dict[str, list[live_plan.PlannedProbe]] = {}
+    for probe in probes:
+        if probe.skip is None:
+            by_node.setdefault(hosts[probe.source.key].node, []).append(probe)
+    container_of = {key: host.container_ids[0] for key, host in hosts.items() if host.container_ids}
+    plans: list[NodePlan] = []
+    bound = 0.0
+    for node, node_probes in sorted(by_node.items()):
+        params = live_plan.build_params(node_probes, container_of=container_of, attempts=attempts,
+                                        timeout_s=timeout_s, rate_per_s=rate_per_s)
+        bound = max(bound, live_plan.run_bound_s(params))
+        pods = tuple(sorted((host for host in hosts.values()
+                             if host.node == node and host.container_ids and host.phase == "Running"
+                             and not host.host_network
+                             and (host.ref in {p.source.key for p in node_probes}
+                                  or host.ref in {p.destination.key for p in node_probes})),
+                            key=lambda host: host.ref))
+        plans.append(NodePlan(targets.NodeGroup(node=node, pods=pods), params.to_dict(),
+                              params.total_attempts))
+    return plans, bound
+
+
+def run_probes(kube: client.Kube, plans: Sequence[NodePlan], *, options: session.SessionOptions,
+               duration_s: float, command: str, on_progress: Callable[[str], None],
+               run: Callable[..., int]) -> tuple[Collected, int]:
+    """One session for every node; ``run`` is cli.live.run_session (signals, deadlines).
+    Returns what came back and the session's exit code."""
+    by_node = {plan.group.node: plan for plan in plans}
+    base = spec.RunSpec(gadget=GADGET, duration_s=duration_s, stats_interval_s=STATS_INTERVAL_S)
+
+    def spec_for(group: targets.NodeGroup) -> spec.RunSpec:
+        plan = by_node[group.node]
+        return dataclasses.replace(base, target=targets.target_spec(group), count=plan.attempts,
+                                   params=plan.params)
+
+    live_session = session.Session(kube, gadget=GADGET, run_spec=base,
+                                   groups=[plan.group for plan in plans], options=options, command=command,
+                                   on_progress=on_progress, spec_for=spec_for)
+    collected = Collected()
+    container_pod = {container: pod.ref for plan in plans for pod in plan.group.pods
+                     for container in pod.container_ids}
+
+    def on_record(node: str, record: dict[str, Any]) -> None:
+        kind = record.get("type")
+        if kind == "probe":
+            collected.attempts.setdefault(str(record.get("id")), []).append(record)
+        elif kind == records.PREFLIGHT:
+            containers = (record.get("target") or {}).get("containers") or {}
+            names = collected.netns_names.setdefault(node, {})
+            for container, inode in containers.items():
+                if container in container_pod:
+                    names[int(inode)] = container_pod[container]
+        elif kind == records.SUMMARY:
+            collected.summaries[node] = record
+        elif kind == records.ERROR:
+            collected.errors.append(f"{node}: {record.get('message')}")
+
+    code = run(live_session, on_record=on_record, max_wait_s=duration_s + options.start_timeout_s + 60)
+    return collected, code
+
+
+def select_pod_keys(kube: client.Kube, namespace: str, selector: str) -> set[str]:
+    """The "ns/pod" keys of the pods a label selector matches (the API parses it)."""
+    items = _list_all(lambda **kw: kube.core.list_namespaced_pod(namespace, label_selector=selector, **kw),
+                      f"listing pods matching {selector!r} in namespace {namespace!r}",
+                      call_options=kube.call_options())
+    return {f"{namespace}/{item['metadata']['name']}" for item in items}

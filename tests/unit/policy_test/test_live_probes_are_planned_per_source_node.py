@@ -1,0 +1,60 @@
+"""Live policy-test: the probes each node's agent gets, and external destinations."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from kubectl_bpf.gadgets.policy_test import evaluate, inventory, live_cluster, live_plan, queries
+from kubectl_bpf.kube import targets
+
+POLICY = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+          "metadata": {"name": "egress", "namespace": "x"},
+          "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+              {"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": [{"port": 443}]}]}}
+
+
+def pod(name: str, ip: str, node: str) -> dict[str, object]:
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": "x"}, "spec": {"nodeName": node},
+            "status": {"phase": "Running", "podIP": ip}}
+
+
+INV = inventory.parse_objects([{"kind": "List", "items": [
+    pod("a", "10.0.0.1", "n1"), pod("b", "10.0.0.2", "n2"), pod("c", "10.0.0.3", "n2"), POLICY]}])
+HOSTS = {p.key: targets.PodTarget(namespace="x", name=p.name, uid=p.name, node=p.node_name,
+                                  ips=tuple(map(str, p.ips)), container_ids=(f"{p.name:0<64}",),
+                                  host_network=False, phase="Running") for p in INV.pods}
+
+
+def matrix(port: int) -> list[live_plan.PlannedProbe]:
+    index = evaluate.PolicyIndex(INV)
+    groups = queries.evaluate_groups(index, pods=INV.pods, specs=[queries.PortSpec(port, "TCP")])
+    return live_plan.plan_cells(cell for group in groups for cell in group.cells)
+
+
+def test_every_pair_but_self_is_probed_from_its_source_node_with_count_equal_to_attempts() -> None:
+    probes = matrix(8080)
+    assert len(probes) == 9 and sum(p.skip is None for p in probes) == 6
+    plans, bound = live_cluster.plan_nodes(probes, HOSTS, attempts=3, timeout_s=2.0, rate_per_s=50.0)
+    assert [plan.group.node for plan in plans] == ["n1", "n2"]
+    n1, n2 = plans
+    assert [p["src"]["container_id"][0] for p in n1.params["probes"]] == ["a", "a"]
+    assert n2.attempts == 4 * 3 == sum(p["attempts"] for p in n2.params["probes"])
+    assert {pod.name for pod in n2.group.pods} == {"b", "c"}  # the pods on n2, to name their netns
+    assert bound > 2.0 * 3
+
+
+def test_egress_isolation_is_evaluated_for_an_address_outside_the_pods() -> None:
+    source = INV.pods[0]
+    allowed = live_plan.evaluate_external(INV, source=source, ip=ipaddress.ip_address("192.0.2.9"),
+                                          traffic=evaluate.Traffic(443))
+    denied = live_plan.evaluate_external(INV, source=source, ip=ipaddress.ip_address("198.51.100.1"),
+                                         traffic=evaluate.Traffic(443))
+    assert allowed.expected == "allow" and allowed.because[0] == "x/egress egress[0] via ipBlock"
+    assert denied.expected == "deny"
+
+
+def test_a_port_that_cannot_be_probed_is_planned_but_skipped() -> None:
+    probes = live_plan.plan_external(INV, source=INV.pods[0], address="192.0.2.9",
+                                     specs=[queries.PortSpec(132, "SCTP"), queries.PortSpec(443, "TCP")])
+    assert [p.skip is None for p in probes] == [False, True]
+    assert probes[0].skip is not None and "SCTP" in probes[0].skip

@@ -154,3 +154,27 @@ def test_a_policy_the_enforcer_cannot_see_is_an_unexpected_allow(
     assert process.returncode == EXIT_UNEXPECTED_ALLOW, process.stderr + process.stdout
     row = next(line for line in process.stdout.splitlines() if line.startswith(f"{namespace}/client"))
     assert "UNEXPECTED-ALLOW" in row and "CONNECTED x3" in row and f"{namespace}/default-deny" in row
+
+
+def test_spec_file_run_writes_junit_and_flags_intent_mismatch(
+        cluster: cluster_mod.Cluster, namespace: str, tmp_path: pathlib.Path) -> None:
+    start_pods(cluster, namespace, {"client": "client", "server": "server"})
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(f"""
+apiVersion: kubectl-bpf.io/v1alpha1
+kind: PolicyTest
+defaults: {{namespace: {namespace}, attempts: 2, timeout: 1s}}
+endpoints:
+  clients: {{selector: {{role: client}}}}
+  server: {{pod: server}}
+tests:
+- {{name: clients-reach-server, from: clients, to: server, ports: [8080], expect: allow}}
+- {{name: server-closed-to-clients, from: server, to: clients, ports: [8080], expect: deny}}
+""")
+    junit = tmp_path / "report.xml"
+    process = cluster.plugin("policy-test", "-f", str(tests), "--junit", str(junit), "-o", "json")
+    assert process.returncode == 12, process.stderr  # no policy: the declared deny is not what is computed
+    verdicts = {(r["name"], r["verdict"]) for r in results(process)}
+    assert verdicts == {("clients-reach-server", "PASS"), ("server-closed-to-clients", "INTENT-MISMATCH")}
+    report = junit.read_text()
+    assert 'tests="2" failures="1"' in report and 'classname="server-closed-to-clients"' in report

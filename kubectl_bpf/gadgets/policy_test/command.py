@@ -41,6 +41,7 @@ from kubectl_bpf.gadgets.policy_test import (
     probe_params,
     queries,
     schema,
+    spec_file,
 )
 from kubectl_bpf.kube import client, errors, session
 from kubectl_bpf.protocol import exitcodes
@@ -57,6 +58,9 @@ DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
                    "instead of probing a cluster.")
 @click.option("--from", "source_ref", metavar="[NS/]POD", help="Live: probe from this pod.")
 @click.option("--to", "destination_ref", metavar="[NS/]POD|IP", help="Live: probe this pod or address.")
+@click.option("-f", "--filename", "spec_path", metavar="FILE",
+              help="Live: run the tests of a PolicyTest file (named endpoints, tests with from, to, "
+                   "ports and expect; defaults for namespace, attempts and timeout).")
 @click.option("--port", "port_texts", multiple=True, metavar="PORT[/PROTO]",
               help="Destination port to evaluate: 80, 80/TCP, 53/UDP, 132/SCTP or a container port "
                    "name (resolved on each destination). Repeatable. Default: each destination's "
@@ -100,6 +104,7 @@ DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
 @click.option("--lease-ttl", type=options.DURATION_TYPE, default="60s", show_default=True, metavar="DURATION",
               help="The agent stops this long after losing contact with this client.")
 def policy_test(*, offline_file: str | None, source_ref: str | None, destination_ref: str | None,
+                spec_path: str | None,
                 port_texts: tuple[str, ...], namespace: str | None, selector: str | None, attempts: int,
                 timeout_s: float, rate_per_s: float, declared: schema.Expected | None,
                 output: Literal["table", "json"], junit_file: str | None, kubeconfig: str | None,
@@ -124,9 +129,26 @@ def policy_test(*, offline_file: str | None, source_ref: str | None, destination
     if offline_file is None:
         if (source_ref is None) != (destination_ref is None):
             raise cli_errors.CommandError("--from and --to go together", exit_code=exitcodes.USAGE)
-        if source_ref is not None and selector:
-            raise cli_errors.CommandError("-l selects matrix pods: not with --from/--to",
+        if (source_ref is not None or spec_path is not None) and selector:
+            raise cli_errors.CommandError("-l selects matrix pods: not with --from/--to or -f",
                                           exit_code=exitcodes.USAGE)
+        if source_ref is not None and spec_path is not None:
+            raise cli_errors.CommandError("-f and --from/--to are different modes: pick one",
+                                          exit_code=exitcodes.USAGE)
+        document = None
+        if spec_path is not None:
+            document = _load_spec_file(spec_path)
+            context = click.get_current_context()
+            if document.attempts is not None and \
+                    context.get_parameter_source("attempts") == click.core.ParameterSource.DEFAULT:
+                attempts = document.attempts
+            if document.timeout is not None and \
+                    context.get_parameter_source("timeout_s") == click.core.ParameterSource.DEFAULT:
+                try:
+                    timeout_s = options.parse_duration(document.timeout)
+                except ValueError as exc:
+                    raise cli_errors.CommandError(f"{spec_path}: defaults.timeout: {exc}",
+                                                  exit_code=exitcodes.USAGE) from exc
         settings = session.SessionOptions(
             image=image, job_namespace=job_namespace, privileged=privileged, start_timeout_s=start_timeout,
             ttl_s=int(job_ttl), max_duration_s=3600.0, lease_ttl_s=lease_ttl,
@@ -135,10 +157,12 @@ def policy_test(*, offline_file: str | None, source_ref: str | None, destination
                                                namespace=namespace, request_timeout=request_timeout)
         request = LiveRequest(source_ref=source_ref, destination_ref=destination_ref, specs=tuple(specs),
                               namespace=namespace, selector=selector, attempts=attempts, timeout_s=timeout_s,
-                              rate_per_s=rate_per_s, declared=declared, output=output, junit_file=junit_file)
+                              rate_per_s=rate_per_s, declared=declared, output=output, junit_file=junit_file,
+                              document=document)
         sys.exit(run_live(request, kube_options=kube_options, settings=settings))
-    if source_ref or destination_ref or declared or junit_file or selector:
-        raise cli_errors.CommandError("--from/--to/--expect/--junit/-l are live options: not with --offline",
+    if source_ref or destination_ref or declared or junit_file or selector or spec_path:
+        raise cli_errors.CommandError("--from/--to/-f/--expect/--junit/-l are live options: "
+                                      "not with --offline",
                                       exit_code=exitcodes.USAGE)
     run_offline(offline_file, specs=specs, namespace=namespace, output=output)
 
@@ -169,7 +193,8 @@ class LiveRequest:
     def __init__(self, *, source_ref: str | None, destination_ref: str | None,
                  specs: tuple[queries.PortSpec, ...], namespace: str | None, selector: str | None,
                  attempts: int, timeout_s: float, rate_per_s: float, declared: schema.Expected | None,
-                 output: Literal["table", "json"], junit_file: str | None) -> None:
+                 output: Literal["table", "json"], junit_file: str | None,
+                 document: spec_file.PolicyTestFile | None = None) -> None:
         self.source_ref = source_ref
         self.destination_ref = destination_ref
         self.specs = specs
@@ -181,10 +206,11 @@ class LiveRequest:
         self.declared = declared
         self.output = output
         self.junit_file = junit_file
+        self.document = document
 
     @property
     def matrix(self) -> bool:
-        return self.source_ref is None
+        return self.source_ref is None and self.document is None
 
 
 def run_live(request: LiveRequest, *, kube_options: client.KubeOptions,
@@ -244,6 +270,12 @@ def run_live(request: LiveRequest, *, kube_options: client.KubeOptions,
 
 
 def _plan(kube: client.Kube, cluster: live_cluster.ClusterInventory, request: LiveRequest) -> live_run.Plan:
+    if request.document is not None:
+        plan = live_run.plan_spec_file(cluster, request.document, default_namespace=kube.namespace)
+        if request.declared is not None:
+            plan = live_run.Plan(tuple(dataclasses.replace(probe, declared=request.declared)
+                                       for probe in plan.probes), plan.warnings)
+        return plan
     if not request.matrix:
         assert request.source_ref is not None and request.destination_ref is not None
         return live_run.Plan(tuple(live_run.plan_pair(
@@ -256,6 +288,17 @@ def _plan(kube: client.Kube, cluster: live_cluster.ClusterInventory, request: Li
         plan = live_run.Plan(tuple(dataclasses.replace(probe, declared=request.declared)
                                    for probe in plan.probes), plan.warnings)
     return plan
+
+
+def _load_spec_file(path_text: str) -> spec_file.PolicyTestFile:
+    try:
+        text = sys.stdin.read() if path_text == "-" else pathlib.Path(path_text).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise cli_errors.CommandError(f"cannot read {path_text}: {exc}", exit_code=exitcodes.USAGE) from exc
+    try:
+        return spec_file.load(text)
+    except spec_file.SpecFileError as exc:
+        raise cli_errors.CommandError(f"{path_text}: {exc}", exit_code=exitcodes.USAGE) from exc
 
 
 def _load(path_text: str) -> inventory.Inventory:

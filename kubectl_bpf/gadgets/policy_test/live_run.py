@@ -11,7 +11,15 @@ import dataclasses
 import ipaddress
 from collections.abc import Collection, Mapping, Sequence
 
-from kubectl_bpf.gadgets.policy_test import evaluate, inventory, live_cluster, live_plan, queries, schema
+from kubectl_bpf.gadgets.policy_test import (
+    evaluate,
+    inventory,
+    live_cluster,
+    live_plan,
+    queries,
+    schema,
+    spec_file,
+)
 from kubectl_bpf.kube import targets
 from kubectl_bpf.protocol import exitcodes
 
@@ -125,3 +133,40 @@ def judge(probes: Sequence[live_plan.PlannedProbe], collected: live_cluster.Coll
             netns_names=collected.netns_names.get(node or "", {}),
             expected_attempts=0 if probe.skip is not None else attempts))
     return results
+
+
+def endpoint_refs(cluster: live_cluster.ClusterInventory, endpoint: spec_file.Endpoint,
+                  default_namespace: str) -> list[str]:
+    """``ns/pod`` keys (or the address) an endpoint of a spec file stands for."""
+    if endpoint.ip is not None:
+        return [endpoint.ip]
+    namespace = endpoint.namespace or default_namespace
+    if endpoint.pod is not None:
+        return [split_ref(endpoint.pod, namespace)]
+    selector = endpoint.selector or ()
+    keys = [pod.key for pod in cluster.inventory.pods
+            if pod.namespace == namespace and pod.phase not in inventory.FINISHED_PHASES
+            and all(pod.labels.get(key) == value for key, value in selector)]
+    if not keys:
+        labels = ",".join(f"{key}={value}" for key, value in selector)
+        raise LiveError(f"endpoint {endpoint.name}: no running pod matches {labels or 'everything'} in "
+                        f"namespace {namespace!r}", exit_code=exitcodes.NOT_FOUND)
+    return keys
+
+
+def plan_spec_file(cluster: live_cluster.ClusterInventory, document: spec_file.PolicyTestFile, *,
+                   default_namespace: str) -> Plan:
+    """Every test: each pod of ``from`` to each of ``to`` (a pod never to itself), per port."""
+    probes: list[live_plan.PlannedProbe] = []
+    namespace = document.namespace or default_namespace
+    for test in document.tests:
+        sources = endpoint_refs(cluster, test.source, namespace)
+        destinations = endpoint_refs(cluster, test.destination, namespace)
+        for source in sources:
+            for destination in destinations:
+                if source == destination:
+                    continue
+                probes.extend(plan_pair(cluster, source_ref=source, destination_ref=destination,
+                                        default_namespace=namespace, specs=test.ports, declared=test.expect,
+                                        name=test.name, first_number=len(probes)))
+    return Plan(tuple(probes))

@@ -7,25 +7,19 @@ json`` prints, paged) and parsed by ``inventory.parse_objects``, so the live and
 offline modes evaluate identical objects. The host facts a probe needs (node,
 running container IDs) come from the same pod listing: nothing is read twice.
 
-This module talks to the API, which style.md keeps in ``kube/``; the two list
-helpers here belong in a ``kube/`` module once that package can take them.
+The API calls themselves are in ``kube/listing.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
-
 from kubectl_bpf.gadgets.policy_test import inventory, live_plan
-from kubectl_bpf.kube import client, errors, session, targets
+from kubectl_bpf.kube import client, errors, listing, session, targets
 from kubectl_bpf.protocol import records, spec
 
-PAGE_SIZE = 500  # objects per list call: bounded memory and response size on big clusters
 STATS_INTERVAL_S = 5.0  # the agents' heartbeat: a silent stream is broken after twice this
 GADGET = "probe"
 
@@ -39,12 +33,7 @@ class ClusterInventory:
 def read_inventory(kube: client.Kube) -> ClusterInventory:
     """Every namespace, pod and NetworkPolicy of the cluster (policies anywhere can
     select peers anywhere, so nothing less is exact)."""
-    networking = k8s.NetworkingV1Api(kube.api)
-    call_options = kube.call_options()
-    namespaces = _list_all(kube.core.list_namespace, "listing namespaces", call_options=call_options)
-    pods = _list_all(kube.core.list_pod_for_all_namespaces, "listing pods", call_options=call_options)
-    policies = _list_all(networking.list_network_policy_for_all_namespaces, "listing NetworkPolicies",
-                         call_options=call_options)
+    namespaces, pods, policies = listing.namespaces_pods_and_policies(kube)
     try:
         inv = inventory.parse_objects([
             {"kind": "NamespaceList", "items": namespaces},
@@ -56,25 +45,6 @@ def read_inventory(kube: client.Kube) -> ClusterInventory:
         raise errors.KubeError(f"the cluster's objects cannot be evaluated: {exc}") from exc
     hosts = {target.ref: target for target in map(_pod_target, pods)}
     return ClusterInventory(inv, hosts)
-
-
-def _list_all(call: Callable[..., Any], what: str, *, call_options: Mapping[str, Any] | None = None
-              ) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        try:
-            response = call(limit=PAGE_SIZE, _continue=token, _preload_content=False,
-                            **(call_options or {}))
-            page = json.loads(response.data)
-        except ApiException as exc:
-            raise errors.from_api_exception(exc, what) from exc
-        except (OSError, ValueError) as exc:
-            raise errors.KubeError(f"{what}: {exc}") from exc
-        items.extend(page.get("items") or ())
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
 
 
 def _pod_target(pod: Mapping[str, Any]) -> targets.PodTarget:
@@ -190,7 +160,5 @@ def run_probes(kube: client.Kube, plans: Sequence[NodePlan], *, options: session
 
 def select_pod_keys(kube: client.Kube, namespace: str, selector: str) -> set[str]:
     """The "ns/pod" keys of the pods a label selector matches (the API parses it)."""
-    items = _list_all(lambda **kw: kube.core.list_namespaced_pod(namespace, label_selector=selector, **kw),
-                      f"listing pods matching {selector!r} in namespace {namespace!r}",
-                      call_options=kube.call_options())
+    items = listing.pods_matching(kube, namespace, selector)
     return {f"{namespace}/{item['metadata']['name']}" for item in items}

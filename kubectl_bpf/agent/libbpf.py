@@ -488,11 +488,13 @@ class RingBuffer:
     A poll returns after at most batch_limit records: under a flood faster
     than the reader, libbpf would otherwise keep consuming inside one call
     and the caller would never get to check signals or deadlines. The
-    callback stops libbpf by returning -1 after a record was consumed.
+    callback stops libbpf by returning -1 after a record was consumed. The
+    default also bounds memory: the agent holds a batch as dicts, JSON lines
+    and one write buffer before it flushes (8192 records peaked near 100 MB).
     """
 
     def __init__(self, ringbuf: Map, on_sample: Callable[[int, int], None], *,
-                 batch_limit: int = 8192) -> None:
+                 batch_limit: int = 2048) -> None:
         self._on_sample = on_sample
         self._batch_limit = batch_limit
         self._in_batch = 0

@@ -271,11 +271,13 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 		return 0;
 
 	dev = BPF_CORE_READ(skb, dev);
-	netns = skb_netns_inum(skb, dev);
-	if (cfg.filter_netns && bpf_map_lookup_elem(&netns_filter, &netns))
-		match |= DROPS_MATCH_NETNS;
-	if (!match && cfg.filter_netns && !cfg.filter_ip)
-		return 0; /* the cheap exit: no header parsing */
+	if (cfg.filter_netns) {
+		netns = skb_netns_inum(skb, dev);
+		if (bpf_map_lookup_elem(&netns_filter, &netns))
+			match |= DROPS_MATCH_NETNS;
+		if (!match && !cfg.filter_ip)
+			return 0; /* the cheap exit: no header parsing */
+	}
 
 	parse_packet(skb, &pkt);
 	if (cfg.filter_ip && pkt.family) {
@@ -286,6 +288,8 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 	}
 	if (!match && (cfg.filter_netns || cfg.filter_ip))
 		return 0;
+	if (!cfg.filter_netns)
+		netns = skb_netns_inum(skb, dev); /* only for drops that matched: an IP filter skips it */
 
 	counts = bpf_map_lookup_elem(&counters, &zero);
 	if (!counts)
@@ -339,7 +343,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 	e->ifname[0] = 0;
 	if (dev)
 		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
-	submit_batched(&events, e, cfg.wakeup_bytes);
+	submit_batched(&events, e, sizeof(*e), cfg.wakeup_bytes);
 	counts->emitted++;
 	return 0;
 }

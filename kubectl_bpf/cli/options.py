@@ -5,12 +5,18 @@ copied from one tool to the other.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import click
 
-from kubectl_bpf.kube import client
+import kubectl_bpf
+from kubectl_bpf.kube import settings
+
+if TYPE_CHECKING:
+    from kubectl_bpf.kube import client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,5 +80,51 @@ def kube_options(command: F) -> F:
 
 def to_kube_options(*, kubeconfig: Optional[str], kube_context: Optional[str], namespace: Optional[str],
                     request_timeout: Optional[float]) -> client.KubeOptions:
+    from kubectl_bpf.kube import client  # noqa: PLC0415 -- the Kubernetes client only when connecting
+
     return client.KubeOptions(kubeconfig=kubeconfig, context=kube_context, namespace=namespace,
                               request_timeout_s=request_timeout or None)
+
+
+DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
+
+
+def tracer_options(*, job_kind: str) -> Callable[[F], F]:
+    """How the tracer Jobs run (namespace, image, privilege, deadlines); the
+    command receives them as one ``tracer: settings.SessionOptions``."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def with_settings(*args: Any, **kwargs: Any) -> Any:
+            kwargs["tracer"] = settings.SessionOptions(
+                image=kwargs.pop("image"), job_namespace=kwargs.pop("job_namespace"),
+                privileged=kwargs.pop("privileged"), start_timeout_s=kwargs.pop("start_timeout"),
+                ttl_s=int(kwargs.pop("job_ttl")), max_duration_s=kwargs.pop("max_duration"),
+                lease_ttl_s=kwargs.pop("lease_ttl"), image_pull_secrets=kwargs.pop("image_pull_secrets"))
+            return command(*args, **kwargs)
+
+        decorators = [
+            click.option("--job-namespace", default="kubectl-bpf", show_default=True, metavar="NS",
+                         help=f"Namespace of the {job_kind} Jobs (see 'kubectl bpf setup')."),
+            click.option("--image", default=lambda: os.environ.get("KUBECTL_BPF_IMAGE", DEFAULT_IMAGE),
+                         show_default=f"$KUBECTL_BPF_IMAGE or {DEFAULT_IMAGE}", help="The agent image."),
+            click.option("--image-pull-secret", "image_pull_secrets", multiple=True, metavar="NAME",
+                         help="Pull secret in the job namespace for the agent image (repeatable)."),
+            click.option("--privileged", is_flag=True,
+                         help=f"Run the {job_kind} privileged, not with its capabilities (a fallback)."),
+            click.option("--start-timeout", type=DURATION_TYPE, default="60s", show_default=True,
+                         metavar="DURATION", help=f"Give up if the {job_kind} is not running by then."),
+            click.option("--max-duration", type=DURATION_TYPE, default="1h", show_default=True,
+                         metavar="DURATION", help="Hard limit the agent and its Job enforce."),
+            click.option("--job-ttl", type=DURATION_TYPE, default="5m", show_default=True, metavar="DURATION",
+                         help="How long a finished Job stays for inspection if not deleted."),
+            click.option("--lease-ttl", type=DURATION_TYPE, default="60s", show_default=True,
+                         metavar="DURATION",
+                         help="The agent stops this long after losing contact with this client."),
+        ]
+        wrapped: Any = with_settings
+        for decorator in reversed(decorators):
+            wrapped = decorator(wrapped)
+        return wrapped  # type: ignore[no-any-return]
+
+    return decorate

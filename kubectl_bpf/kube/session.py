@@ -25,23 +25,11 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import urllib3
 from kubernetes.client import rest as k8s_rest
 
-from kubectl_bpf.kube import client, errors, jobs, labels, logs, targets, watch
+from kubectl_bpf.kube import client, errors, jobs, labels, logs, settings, targets, watch
 from kubectl_bpf.protocol import codec, exitcodes, records, spec, stream
 
 LEASE_RENEW_S = 10.0  # several renewals fit in the agent's lease TTL, even if one call fails
 STOP_GRACE_S = 20.0  # how long a graceful stop waits for every node's summary and end
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionOptions:
-    image: str
-    job_namespace: str
-    privileged: bool
-    start_timeout_s: float
-    ttl_s: int  # ttlSecondsAfterFinished: minutes, so a failure can still be inspected
-    max_duration_s: float  # the hard maximum when following without --duration
-    lease_ttl_s: float
-    image_pull_secrets: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +66,7 @@ class NodeRun:
 
 class Session:
     def __init__(self, kube: client.Kube, *, gadget: str, run_spec: spec.RunSpec,
-                 groups: Sequence[targets.NodeGroup], options: SessionOptions, command: str,
+                 groups: Sequence[targets.NodeGroup], options: settings.SessionOptions, command: str,
                  on_progress: Callable[[str], None],
                  spec_for: Optional[Callable[[targets.NodeGroup], spec.RunSpec]] = None) -> None:
         """``spec_for`` builds each node's spec (a gadget whose work differs per

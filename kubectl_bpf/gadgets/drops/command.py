@@ -9,24 +9,15 @@ lines unchanged, otherwise records go straight to the table renderer.
 
 from __future__ import annotations
 
-import os
-import shlex
-import sys
 from typing import Any, Optional
 
 import click
-import yaml
 
-import kubectl_bpf
-from kubectl_bpf.cli import errors as cli_errors
-from kubectl_bpf.cli import live, options
-from kubectl_bpf.gadgets.drops import cluster
+from kubectl_bpf.cli import options
 from kubectl_bpf.gadgets.drops import output as output_mod
 from kubectl_bpf.gadgets.drops import params as drops_params
-from kubectl_bpf.kube import client, errors, session, targets
+from kubectl_bpf.kube import settings
 from kubectl_bpf.protocol import exitcodes, spec
-
-DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
 
 
 def run_local(run_spec: spec.RunSpec, *, output: str) -> int:
@@ -52,36 +43,6 @@ def print_reasons() -> int:
         return exitcodes.UNSUPPORTED
     click.echo("\n".join(names))
     return exitcodes.OK
-
-
-def build_session(kube: client.Kube, run_spec: spec.RunSpec, resolution: targets.Resolution,
-                  settings: session.SessionOptions) -> session.Session:
-    command = " ".join(shlex.quote(arg) for arg in ["kubectl-bpf", *sys.argv[1:]])
-    return session.Session(kube, gadget="drops", run_spec=run_spec, groups=resolution.groups,
-                           options=settings, command=command,
-                           on_progress=lambda text: click.echo(text, err=True))
-
-
-def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Optional[str],
-                kube_options: client.KubeOptions, settings: session.SessionOptions, output: str,
-                dry_run: bool) -> int:
-    """Resolve, start one Job per node, stream until every agent ended."""
-    try:
-        kube = client.connect(kube_options)
-        resolution = targets.resolve(kube, refs, selector=selector)
-        for warning in resolution.warnings:
-            click.echo(f"kubectl-bpf: warning: {warning}", err=True)
-        live_session = build_session(kube, run_spec, resolution, settings)
-        if dry_run:
-            sys.stdout.write(yaml.safe_dump_all(live_session.jobs, sort_keys=False))
-            return exitcodes.OK
-        index = cluster.PodIndex(resolution.groups, targets.peer_names(kube))
-        view = cluster.ClusterOutput(index, output=output, aggregate=bool(run_spec.params.get("aggregate")))
-        code = live.run_session(live_session, on_record=view.handle)
-        view.finish()
-        return code
-    except errors.KubeError as exc:
-        raise cli_errors.CommandError(str(exc), exit_code=exc.exit_code) from exc
 
 
 @click.command("drops")
@@ -114,22 +75,7 @@ def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Opti
 @click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table",
               show_default=True, help="json: JSON lines, one record per line; yaml: with --dry-run.")
 @click.option("--list-reasons", is_flag=True, help="List this kernel's drop reasons and exit.")
-@click.option("--job-namespace", default="kubectl-bpf", show_default=True, metavar="NS",
-              help="Namespace of the tracer Jobs (see 'kubectl bpf setup').")
-@click.option("--image", default=lambda: os.environ.get("KUBECTL_BPF_IMAGE", DEFAULT_IMAGE),
-              show_default=f"$KUBECTL_BPF_IMAGE or {DEFAULT_IMAGE}", help="The agent image.")
-@click.option("--image-pull-secret", "image_pull_secrets", multiple=True, metavar="NAME",
-              help="Pull secret in the job namespace for the agent image (repeatable).")
-@click.option("--privileged", is_flag=True,
-              help="Run the tracer privileged instead of with its capability set (a fallback).")
-@click.option("--start-timeout", type=options.DURATION_TYPE, default="60s", show_default=True,
-              metavar="DURATION", help="Give up if the tracer is not running by then.")
-@click.option("--max-duration", type=options.DURATION_TYPE, default="1h", show_default=True,
-              metavar="DURATION", help="Hard limit the agent and the Job enforce without --duration.")
-@click.option("--job-ttl", type=options.DURATION_TYPE, default="5m", show_default=True,
-              metavar="DURATION", help="How long a finished Job stays for inspection if not deleted.")
-@click.option("--lease-ttl", type=options.DURATION_TYPE, default="60s", show_default=True,
-              metavar="DURATION", help="The agent stops this long after losing contact with this client.")
+@options.tracer_options(job_kind="tracer")
 @click.option("--dry-run", is_flag=True, help="Print the tracer Job(s) (-o yaml) and create nothing.")
 @click.pass_context
 def drops(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str], kubeconfig: Optional[str],
@@ -137,9 +83,8 @@ def drops(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str],
           local: bool, pids: tuple[int, ...], netns_paths: tuple[str, ...],
           container_ids: tuple[str, ...], ips: tuple[str, ...], duration: Optional[float],
           count: Optional[int], reasons: tuple[str, ...], aggregate: bool, interval: float,
-          rate_limit: int, ring_kib: int, output: str, list_reasons: bool, job_namespace: str,
-          image: str, image_pull_secrets: tuple[str, ...], privileged: bool, start_timeout: float,
-          max_duration: float, job_ttl: float, lease_ttl: float, dry_run: bool) -> None:
+          rate_limit: int, ring_kib: int, output: str, list_reasons: bool,
+          tracer: settings.SessionOptions, dry_run: bool) -> None:
     r"""Show the packets the kernel dropped to or from pods, and why.
 
     \b
@@ -172,11 +117,9 @@ def drops(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str],
         raise click.UsageError("--pid/--netns/--container-id/--ip need --local; on a cluster name pods")
     if not refs and not selector:
         raise click.UsageError("name a target: POD, deploy/NAME, node/NAME, ... or -l SELECTOR")
-    settings = session.SessionOptions(
-        image=image, job_namespace=job_namespace, privileged=privileged, start_timeout_s=start_timeout,
-        ttl_s=int(job_ttl), max_duration_s=max_duration, lease_ttl_s=lease_ttl,
-        image_pull_secrets=image_pull_secrets)
+    from kubectl_bpf.gadgets.drops import on_cluster  # noqa: PLC0415 -- the Kubernetes client, if needed
+
     kube_options = options.to_kube_options(kubeconfig=kubeconfig, kube_context=kube_context,
                                            namespace=namespace, request_timeout=request_timeout)
-    ctx.exit(run_cluster(run_spec, refs=refs, selector=selector, kube_options=kube_options,
-                         settings=settings, output=output, dry_run=dry_run))
+    ctx.exit(on_cluster.run_cluster(run_spec, refs=refs, selector=selector, kube_options=kube_options,
+                                    tracer=tracer, output=output, dry_run=dry_run))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import shlex
 import sys
@@ -28,7 +27,6 @@ from typing import Literal
 import click
 import tabulate
 
-import kubectl_bpf
 from kubectl_bpf.cli import errors as cli_errors
 from kubectl_bpf.cli import live, options
 from kubectl_bpf.gadgets.policy_test import (
@@ -43,12 +41,11 @@ from kubectl_bpf.gadgets.policy_test import (
     schema,
     spec_file,
 )
-from kubectl_bpf.kube import client, errors, session
+from kubectl_bpf.kube import client, errors, settings
 from kubectl_bpf.protocol import exitcodes
 
 # Records per write: one write per record makes a 1,000-pod matrix several times slower.
 WRITE_BATCH = 2000
-DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
 
 
 @click.command("policy-test")
@@ -89,28 +86,14 @@ DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
 @click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context to use.")
 @click.option("--request-timeout", type=options.TIMEOUT_TYPE, metavar="DURATION",
               help="Timeout of each API request, e.g. 10s (0: none).")
-@click.option("--job-namespace", default="kubectl-bpf", show_default=True, metavar="NS",
-              help="Namespace of the prober Jobs (see 'kubectl bpf setup').")
-@click.option("--image", default=lambda: os.environ.get("KUBECTL_BPF_IMAGE", DEFAULT_IMAGE),
-              show_default=f"$KUBECTL_BPF_IMAGE or {DEFAULT_IMAGE}", help="The agent image.")
-@click.option("--image-pull-secret", "image_pull_secrets", multiple=True, metavar="NAME",
-              help="Pull secret in the job namespace for the agent image (repeatable).")
-@click.option("--privileged", is_flag=True,
-              help="Run the prober privileged instead of with its capabilities.")
-@click.option("--start-timeout", type=options.DURATION_TYPE, default="60s", show_default=True,
-              metavar="DURATION", help="Give up if the prober is not running by then.")
-@click.option("--job-ttl", type=options.DURATION_TYPE, default="5m", show_default=True, metavar="DURATION",
-              help="How long a finished Job stays for inspection if not deleted.")
-@click.option("--lease-ttl", type=options.DURATION_TYPE, default="60s", show_default=True, metavar="DURATION",
-              help="The agent stops this long after losing contact with this client.")
+@options.tracer_options(job_kind="prober")
 def policy_test(*, offline_file: str | None, source_ref: str | None, destination_ref: str | None,
                 spec_path: str | None,
                 port_texts: tuple[str, ...], namespace: str | None, selector: str | None, attempts: int,
                 timeout_s: float, rate_per_s: float, declared: schema.Expected | None,
                 output: Literal["table", "json"], junit_file: str | None, kubeconfig: str | None,
-                kube_context: str | None, request_timeout: float | None, job_namespace: str, image: str,
-                image_pull_secrets: tuple[str, ...], privileged: bool, start_timeout: float,
-                job_ttl: float, lease_ttl: float) -> None:
+                kube_context: str | None, request_timeout: float | None,
+                tracer: settings.SessionOptions) -> None:
     r"""Expected reachability between pods under the NetworkPolicies, with the deciding
     rules; live, also the observed one, with the kernel's evidence of every surprise.
 
@@ -149,17 +132,13 @@ def policy_test(*, offline_file: str | None, source_ref: str | None, destination
                 except ValueError as exc:
                     raise cli_errors.CommandError(f"{spec_path}: defaults.timeout: {exc}",
                                                   exit_code=exitcodes.USAGE) from exc
-        settings = session.SessionOptions(
-            image=image, job_namespace=job_namespace, privileged=privileged, start_timeout_s=start_timeout,
-            ttl_s=int(job_ttl), max_duration_s=3600.0, lease_ttl_s=lease_ttl,
-            image_pull_secrets=image_pull_secrets)
         kube_options = options.to_kube_options(kubeconfig=kubeconfig, kube_context=kube_context,
                                                namespace=namespace, request_timeout=request_timeout)
         request = LiveRequest(source_ref=source_ref, destination_ref=destination_ref, specs=tuple(specs),
                               namespace=namespace, selector=selector, attempts=attempts, timeout_s=timeout_s,
                               rate_per_s=rate_per_s, declared=declared, output=output, junit_file=junit_file,
                               document=document)
-        sys.exit(run_live(request, kube_options=kube_options, settings=settings))
+        sys.exit(run_live(request, kube_options=kube_options, tracer=tracer))
     if source_ref or destination_ref or declared or junit_file or selector or spec_path:
         raise cli_errors.CommandError("--from/--to/-f/--expect/--junit/-l are live options: "
                                       "not with --offline",
@@ -214,7 +193,7 @@ class LiveRequest:
 
 
 def run_live(request: LiveRequest, *, kube_options: client.KubeOptions,
-             settings: session.SessionOptions) -> int:
+             tracer: settings.SessionOptions) -> int:
     """Read, plan, probe, judge, render; returns the exit code."""
     try:
         kube = client.connect(kube_options)
@@ -231,7 +210,7 @@ def run_live(request: LiveRequest, *, kube_options: client.KubeOptions,
         if node_plans:
             command = " ".join(shlex.quote(arg) for arg in ["kubectl-bpf", *sys.argv[1:]])
             collected, code = live_cluster.run_probes(
-                kube, node_plans, options=settings, duration_s=bound_s, command=command,
+                kube, node_plans, options=tracer, duration_s=bound_s, command=command,
                 on_progress=lambda text: click.echo(text, err=True), run=live.run_session)
         wall_s = time.monotonic() - started
     except errors.KubeError as exc:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kubectl_bpf.gadgets.policy_test import inventory, live_plan
-from kubectl_bpf.kube import client, errors, listing, session, targets
+from kubectl_bpf.kube import client, errors, listing, session, settings, targets
 from kubectl_bpf.protocol import records, spec
 
 STATS_INTERVAL_S = 5.0  # the agents' heartbeat: a silent stream is broken after twice this
@@ -119,7 +119,7 @@ def plan_nodes(probes: Sequence[live_plan.PlannedProbe], hosts: Mapping[str, tar
     return plans, bound
 
 
-def run_probes(kube: client.Kube, plans: Sequence[NodePlan], *, options: session.SessionOptions,
+def run_probes(kube: client.Kube, plans: Sequence[NodePlan], *, options: settings.SessionOptions,
                duration_s: float, command: str, on_progress: Callable[[str], None],
                run: Callable[..., int]) -> tuple[Collected, int]:
     """One session for every node; ``run`` is cli.live.run_session (signals, deadlines).

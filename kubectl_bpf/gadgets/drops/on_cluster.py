@@ -1,0 +1,51 @@
+"""``kubectl-bpf drops`` on a cluster: resolve the targets, run one tracer
+Job per node (kube/session.py), merge and render what comes back.
+
+Imported only for the cluster mode: it pulls in the Kubernetes client,
+which ``--local`` does not need.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Optional
+
+import click
+import yaml
+
+from kubectl_bpf.cli import errors as cli_errors
+from kubectl_bpf.cli import live
+from kubectl_bpf.gadgets.drops import cluster
+from kubectl_bpf.kube import client, errors, session, settings, targets
+from kubectl_bpf.protocol import exitcodes, spec
+
+
+def build_session(kube: client.Kube, run_spec: spec.RunSpec, resolution: targets.Resolution,
+                  tracer: settings.SessionOptions) -> session.Session:
+    command = " ".join(shlex.quote(arg) for arg in ["kubectl-bpf", *sys.argv[1:]])
+    return session.Session(kube, gadget="drops", run_spec=run_spec, groups=resolution.groups,
+                           options=tracer, command=command,
+                           on_progress=lambda text: click.echo(text, err=True))
+
+
+def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Optional[str],
+                kube_options: client.KubeOptions, tracer: settings.SessionOptions, output: str,
+                dry_run: bool) -> int:
+    """Resolve, start one Job per node, stream until every agent ended."""
+    try:
+        kube = client.connect(kube_options)
+        resolution = targets.resolve(kube, refs, selector=selector)
+        for warning in resolution.warnings:
+            click.echo(f"kubectl-bpf: warning: {warning}", err=True)
+        live_session = build_session(kube, run_spec, resolution, tracer)
+        if dry_run:
+            sys.stdout.write(yaml.safe_dump_all(live_session.jobs, sort_keys=False))
+            return exitcodes.OK
+        index = cluster.PodIndex(resolution.groups, targets.peer_names(kube))
+        view = cluster.ClusterOutput(index, output=output, aggregate=bool(run_spec.params.get("aggregate")))
+        code = live.run_session(live_session, on_record=view.handle)
+        view.finish()
+        return code
+    except errors.KubeError as exc:
+        raise cli_errors.CommandError(str(exc), exit_code=exc.exit_code) from exc

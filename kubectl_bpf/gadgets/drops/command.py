@@ -70,7 +70,7 @@ def print_reasons() -> int:
               metavar="SECONDS", help="Refresh period of --aggregate tables and JSON stats records.")
 @click.option("--rate-limit", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="At most N drop lines per second (0: unlimited); counts stay exact.")
-@click.option("--ring-kib", type=click.IntRange(min=4), default=4096, show_default=True,
+@click.option("--ring-kib", type=click.IntRange(min=4), default=2048, show_default=True,
               help="Ring buffer size in KiB (a power of two).")
 @click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table",
               show_default=True, help="json: JSON lines, one record per line; yaml: with --dry-run.")

@@ -10,7 +10,7 @@ from kubectl_bpf.gadgets.drops import params as drops_params
 def test_defaults_are_valid_and_unfiltered() -> None:
     params = drops_params.DropsParams()
     assert params.reasons == () and not params.aggregate and params.rate_limit == 0
-    assert params.ring_bytes == 4 << 20
+    assert params.ring_bytes == 2 << 20
 
 
 @pytest.mark.parametrize("ring_bytes", [4096, 8192, 1 << 20, 1 << 30])

@@ -56,8 +56,9 @@ class StopRequests:
 
 
 def run_session(live: session.Session, *, on_record: Callable[[str, dict[str, Any]], None],
-                max_wait_s: Optional[float] = None) -> int:
-    """Start, stream every record to ``on_record(node, record)`` until each node finished, stop
+                on_idle: Optional[Callable[[], None]] = None, max_wait_s: Optional[float] = None) -> int:
+    """Start, stream every record to ``on_record(node, record)`` (``on_idle`` when
+    the stream pauses) until each node finished, stop
     on signals; returns the exit code. ``max_wait_s`` bounds the whole stream
     (a backstop in case an agent never ends)."""
     exit_code = exitcodes.OK
@@ -83,7 +84,9 @@ def run_session(live: session.Session, *, on_record: Callable[[str, dict[str, An
                         if item.error:
                             click.echo(f"kubectl-bpf: error: {item.node}: {item.error}", err=True)
                         exit_code = max(exit_code, item.exit_code)
-                    elif item is not None:
+                    elif item is None:
+                        (on_idle or sys.stdout.flush)()
+                    else:
                         on_record(item.node, item.record)
         except ForcedStopError as exc:
             click.echo(f"kubectl-bpf: forced stop ({exc}); tracer jobs deleted", err=True)

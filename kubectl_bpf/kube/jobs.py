@@ -43,9 +43,12 @@ GADGET_CAPABILITIES: dict[str, tuple[str, ...]] = {"probe": ("SYS_ADMIN",)}
 # without CAP_SYS_ADMIN; Unconfined costs less privilege than SYS_ADMIN.
 SECCOMP_PROFILE = {"type": "Unconfined"}
 # Requests = limits (Guaranteed QoS: the kubelet evicts it last). Measured in
-# a pod: the cgroup peaked at 62 MiB with the kallsyms table loaded; pod
-# creation to ready took 1.0 s at 500m, 1.5 s at 250m, 3.5 s at 100m CPU.
-AGENT_CPU = "250m"
+# a pod (bench/cluster_latency.py): pod creation to ready 1.0 s at 500m, 1.5 s
+# at 250m, 3.5 s at 100m; 250m is used up streaming ~20k events/s, and the
+# first drop waited 0.6 s for the kallsyms table. Memory: the pod's cgroup
+# peaked at 56 MiB streaming 20k events/s (after the ifname-cache leak fix,
+# the agent stays near 45 MB under any flood).
+AGENT_CPU = "500m"
 AGENT_MEMORY = "128Mi"
 DEFAULT_MAX_DURATION_S = 3600.0  # following without --duration: the hard stop
 # Added to the run's length for activeDeadlineSeconds: scheduling, image pull

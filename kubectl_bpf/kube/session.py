@@ -187,6 +187,10 @@ class Session:
             failure = watch.diagnose(self._kube, self._options.job_namespace, run.pod)
             error = failure.message if failure is not None else result.describe()
             exit_code = failure.exit_code if failure is not None else exitcodes.FAILURE
+        if result.gaps:
+            self._on_progress(f"{node}: warning: {result.missing} records never arrived ({result.gaps} gaps; "
+                              "the kubelet rotated the log faster than it was read); the summary counts "
+                              "are exact, the lines are not complete")
         self._items.put(NodeFinished(node, error, exit_code))
 
     def _renew_leases(self) -> None:

@@ -92,7 +92,7 @@ class Decoder:
         # One cache per family: the same 16 bytes read differently as v4-mapped and v6.
         self._addresses: dict[int, dict[bytes, str]] = {4: {}, 6: {}}
         self._reason_names: dict[int, str] = {}
-        self._ifnames: dict[bytes, Optional[str]] = {}
+        self._ifnames: dict[bytes, str] = {}
         # CLOCK_MONOTONIC (bpf_ktime_get_ns) to wall time.
         self._wall_offset = time.time() - time.monotonic()
         self._second = -1
@@ -134,10 +134,12 @@ class Decoder:
     def decode(self, raw: bytes) -> schema.DropRecord:
         (ts_ns, location, reason, netns, ifindex, iif, length, ethertype, ip_proto, match,
          saddr, daddr, sport, dport, has_ports, family, ifname_raw) = EVENT.unpack_from(raw)
-        ifname = self._ifnames.get(ifname_raw, "")
-        if ifname == "":
-            name = ifname_raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-            ifname = self._ifnames[ifname_raw] = name or None
+        # Keyed by the name, not the 16 raw bytes: bytes after the NUL are whatever the
+        # ring slot held before, and keying on them grew this cache by one entry per event.
+        name_bytes = ifname_raw.split(b"\0", 1)[0]
+        ifname = self._ifnames.get(name_bytes)
+        if ifname is None and name_bytes:
+            ifname = self._ifnames[name_bytes] = name_bytes.decode("utf-8", "replace")
         return {
             "time": self.wall_time(ts_ns),
             "reason": self.reason(reason),

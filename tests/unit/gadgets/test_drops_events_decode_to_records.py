@@ -157,6 +157,13 @@ def test_interface_names_stay_right_when_they_repeat(decoder: node.Decoder) -> N
         None, "eth0", None, "eth0", "lo", None]
 
 
+def test_stale_bytes_after_the_name_do_not_grow_the_name_cache(decoder: node.Decoder) -> None:
+    """Each event used to add a cache entry keyed by its 16 raw bytes (a leak of ~170 B/event)."""
+    for index in range(1000):
+        assert decoder.decode(pack_event(ifname=b"eth0\0" + index.to_bytes(4, "big")))["ifname"] == "eth0"
+    assert len(decoder._ifnames) == 1
+
+
 # -- time --------------------------------------------------------------------------------------------
 
 

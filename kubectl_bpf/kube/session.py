@@ -30,6 +30,10 @@ from kubectl_bpf.protocol import codec, exitcodes, records, spec, stream
 
 LEASE_RENEW_S = 10.0  # several renewals fit in the agent's lease TTL, even if one call fails
 STOP_GRACE_S = 20.0  # how long a graceful stop waits for every node's summary and end
+# Records waiting for the renderer (~2.4 KB each): a client slower than the agents
+# used to grow without bound (1 GB in a 100k/s flood). Bounded, the backlog stays in
+# the kubelet's log file instead; if it rotates past us the seq gaps are reported.
+QUEUED_RECORDS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +85,7 @@ class Session:
             run_spec, target=targets.target_spec(group)))
         self._runs = [NodeRun(group=group, job=jobs.build_job(self._job_request(
             gadget, run_spec, group, command))) for group in groups]
-        self._items: queue.Queue[Item] = queue.Queue()
+        self._items: queue.Queue[Item] = queue.Queue(maxsize=QUEUED_RECORDS)
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._created: list[str] = []
@@ -175,7 +179,7 @@ class Session:
         exit_code = 0
         try:
             for record in run.follower.records():
-                self._items.put(NodeRecord(node, record))
+                self._put(NodeRecord(node, record))
                 if record.get("type") == records.END:
                     exit_code = int(record.get("exit_code", 0))
         except errors.KubeError as exc:
@@ -191,7 +195,17 @@ class Session:
             self._on_progress(f"{node}: warning: {result.missing} records never arrived ({result.gaps} gaps; "
                               "the kubelet rotated the log faster than it was read); the summary counts "
                               "are exact, the lines are not complete")
-        self._items.put(NodeFinished(node, error, exit_code))
+        self._put(NodeFinished(node, error, exit_code))
+
+    def _put(self, item: Item) -> None:
+        """Blocks while the renderer is behind (the log stream then waits in
+        TCP), but never past close(): a stopped reader must not hang a thread."""
+        while not self._closing.is_set():
+            try:
+                self._items.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def _renew_leases(self) -> None:
         counter = 0

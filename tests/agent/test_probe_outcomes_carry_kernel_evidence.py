@@ -37,15 +37,6 @@ with socket.socket(family, socket.SOCK_STREAM) as server:
 
 
 @pytest.fixture
-def lab() -> Iterator[netlab.Lab]:
-    lab = netlab.Lab()
-    try:
-        yield lab
-    finally:
-        lab.cleanup()
-
-
-@pytest.fixture
 def pair(lab: netlab.Lab) -> tuple[netlab.Netns, netlab.Netns]:
     """source <-veth-> destination, both address families."""
     src, dst = lab.netns("psrc"), lab.netns("pdst")

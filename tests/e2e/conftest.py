@@ -65,7 +65,7 @@ def _nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
 SERVER = """
 apiVersion: v1
 kind: Pod
-metadata: {{name: {name}, labels: {{app: {app}}}}}
+metadata: {{name: {name}, labels: {{{label}: {value}}}}}
 spec:
   automountServiceAccountToken: false
   terminationGracePeriodSeconds: 1
@@ -75,13 +75,20 @@ spec:
     image: localhost/kubectl-bpf/busybox:1
     imagePullPolicy: IfNotPresent
     command: ["httpd", "-f", "-p", "8080", "-h", "/tmp"]
+    ports: [{{containerPort: 8080, name: http}}]
     readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
 """
 
 
+def create_server(cluster: cluster_mod.Cluster, namespace: str, name: str, *, label: str = "app",
+                  value: str = "server") -> None:
+    """A busybox HTTP server on 8080 (named http); every other port is closed (NO_SOCKET drops)."""
+    cluster.apply(SERVER.format(name=name, label=label, value=value), namespace)
+
+
 def start_server(cluster: cluster_mod.Cluster, namespace: str, name: str = "server",
                  app: str = "server") -> str:
-    """A busybox HTTP server on 8080; every other port is closed (NO_SOCKET drops)."""
-    cluster.apply(SERVER.format(name=name, app=app), namespace)
+    """create_server, then wait until it is Ready; returns its IP."""
+    create_server(cluster, namespace, name, value=app)
     cluster.kubectl("wait", "-n", namespace, f"pod/{name}", "--for=condition=Ready", "--timeout=60s")
     return cluster.pod_ip(namespace, name)

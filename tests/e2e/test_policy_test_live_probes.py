@@ -13,27 +13,11 @@ from typing import Any
 import pytest
 
 from tests.e2e import cluster as cluster_mod
+from tests.e2e.conftest import create_server
 
 ENFORCER = cluster_mod.REPO / "hack" / "policy-enforcer"
 EXIT_UNEXPECTED_DENY = 10
 EXIT_UNEXPECTED_ALLOW = 11
-
-POD = """
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, labels: {{role: {role}}}}}
-spec:
-  automountServiceAccountToken: false
-  terminationGracePeriodSeconds: 1
-  tolerations: [{{operator: Exists}}]
-  containers:
-  - name: main
-    image: localhost/kubectl-bpf/busybox:1
-    imagePullPolicy: IfNotPresent
-    command: ["httpd", "-f", "-p", "8080", "-h", "/tmp"]
-    ports: [{{containerPort: 8080, name: http}}]
-    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
-"""
 
 POLICIES = """
 apiVersion: networking.k8s.io/v1
@@ -71,7 +55,7 @@ def policy_enforcer(cluster: cluster_mod.Cluster) -> Iterator[None]:
 
 def start_pods(cluster: cluster_mod.Cluster, namespace: str, roles: dict[str, str]) -> None:
     for name, role in roles.items():
-        cluster.apply(POD.format(name=name, role=role), namespace)
+        create_server(cluster, namespace, name, label="role", value=role)
     for name in roles:
         cluster.kubectl("wait", "-n", namespace, f"pod/{name}", "--for=condition=Ready", "--timeout=60s")
 

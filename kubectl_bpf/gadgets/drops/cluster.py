@@ -26,6 +26,9 @@ from kubectl_bpf.protocol import records
 
 TOP_FLOWS = 20  # enough for a terminal, and exact: the counts come from the kernel's flow map
 FLUSH_PERIOD_S = 0.1  # a live view may lag this much behind a busy stream, never more
+# -o json re-encodes every record (with node, pod, peer added): skip the circular-reference
+# walk and ASCII escaping, which the agent's own records never need.
+JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 class PodIndex:
@@ -154,7 +157,7 @@ class ClusterOutput:
         if record_type == records.SUMMARY:
             self.summary.add(node, record)
         if self._json:
-            sys.stdout.write(json.dumps(enriched, separators=(",", ":")) + "\n")
+            sys.stdout.write(JSON_ENCODER.encode(enriched) + "\n")
         elif record_type == schema.DROP:
             self._live.row(enriched)
         else:

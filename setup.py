@@ -83,6 +83,7 @@ setup(
     package_data={"kubectl_bpf.gadgets.drops": ["*.bpf.o"]},
     python_requires=">=3.9",
     install_requires=["kubernetes>=28", "click>=8.1", "PyYAML>=6", "tabulate>=0.9"],
-    entry_points={"console_scripts": ["kubectl-bpf = kubectl_bpf.cli.root:main"]},
+    entry_points={"console_scripts": ["kubectl-bpf = kubectl_bpf.cli.root:main",
+                                     "kubectl_complete-bpf = kubectl_bpf.cli.completion:main"]},
     cmdclass={"build_bpf": BuildBpf, "build_py": BuildPyWithBpf},
 )

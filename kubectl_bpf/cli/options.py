@@ -78,6 +78,21 @@ def kube_options(command: F) -> F:
     return command
 
 
+def complete_targets(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of target references against the cluster of the
+    command line's own kube flags (nothing on any failure)."""
+    from kubectl_bpf.kube import client, errors, targets  # noqa: PLC0415 -- only when completing
+
+    params = ctx.params
+    try:
+        kube = client.connect(to_kube_options(
+            kubeconfig=params.get("kubeconfig"), kube_context=params.get("kube_context"),
+            namespace=params.get("namespace"), request_timeout=None))
+    except errors.KubeError:
+        return []
+    return targets.complete_reference(kube, incomplete)
+
+
 def to_kube_options(*, kubeconfig: Optional[str], kube_context: Optional[str], namespace: Optional[str],
                     request_timeout: Optional[float]) -> client.KubeOptions:
     from kubectl_bpf.kube import client  # noqa: PLC0415 -- the Kubernetes client only when connecting

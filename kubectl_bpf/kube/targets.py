@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
 
+import urllib3
 from kubernetes.client.rest import ApiException
 
 from kubectl_bpf.kube import client, errors
@@ -431,3 +432,31 @@ def _node_ready(node: Any) -> bool:
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
+
+
+COMPLETION_TIMEOUT_S = 2.0  # a TAB press must not hang on a slow or absent cluster
+
+
+def complete_reference(kube: client.Kube, incomplete: str) -> list[str]:
+    """Target references that start with ``incomplete``: pod names, or
+    ``kind/name`` once a kind is typed. Best effort: any API failure offers
+    nothing rather than an error in the middle of a shell line."""
+    kind_text, slash, prefix = incomplete.partition("/")
+    options: dict[str, Any] = {"_request_timeout": COMPLETION_TIMEOUT_S}
+    listers = {
+        POD: lambda: kube.core.list_namespaced_pod(kube.namespace, **options),
+        DEPLOYMENT: lambda: kube.apps.list_namespaced_deployment(kube.namespace, **options),
+        STATEFULSET: lambda: kube.apps.list_namespaced_stateful_set(kube.namespace, **options),
+        DAEMONSET: lambda: kube.apps.list_namespaced_daemon_set(kube.namespace, **options),
+        NODE: lambda: kube.core.list_node(**options),
+    }
+    kind = KINDS.get(kind_text) if slash else POD
+    if kind is None or kind not in listers:
+        return []
+    try:
+        names = [item.metadata.name for item in listers[kind]().items]
+    except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
+        return []
+    if slash:
+        return [f"{kind_text}/{name}" for name in names if name.startswith(prefix)]
+    return [name for name in names if name.startswith(incomplete)]

@@ -46,7 +46,7 @@ def print_reasons() -> int:
 
 
 @click.command("drops")
-@click.argument("refs", nargs=-1, metavar="[TARGET]...")
+@click.argument("refs", nargs=-1, metavar="[TARGET]...", shell_complete=options.complete_targets)
 @click.option("-l", "--selector", metavar="SELECTOR",
               help="Target: the pods matching this label selector in the namespace.")
 @options.kube_options

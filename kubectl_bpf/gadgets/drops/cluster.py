@@ -182,17 +182,9 @@ class ClusterOutput:
                 self._live.header()
         elif record_type == schema.FLOWS:
             self._flows[node] = record
-            self._redraw_flows()
+            output_mod.redraw_flows(sorted(self._flows.items()))
         elif record_type == records.ERROR:
             click.echo(f"kubectl-bpf: error: {node}: {record.get('message')}", err=True)
-
-    def _redraw_flows(self) -> None:
-        if sys.stdout.isatty():
-            sys.stdout.write("\x1b[H\x1b[2J")
-        for node, flows in sorted(self._flows.items()):
-            sys.stdout.write(f"{node}: {flows['drops']} drops, {flows['flow_count']} flows\n"
-                             f"{output_mod.flows_table(flows['flows'])}\n\n")
-        sys.stdout.flush()
 
     def finish(self) -> None:
         """The merged summary (tables only: JSON readers have every node's summary record)."""

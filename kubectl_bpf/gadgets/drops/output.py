@@ -60,6 +60,18 @@ def flows_table(flows: list[dict[str, Any]]) -> str:
     return render.table(headers, rows)
 
 
+def redraw_flows(tables: list[tuple[str, dict[str, Any]]]) -> None:
+    """The --aggregate view: one flows table per (label, flows record), redrawn
+    in place on a terminal and appended otherwise (a log keeps every refresh)."""
+    if sys.stdout.isatty():
+        sys.stdout.write("\x1b[H\x1b[2J")
+    for label, flows in tables:
+        prefix = f"{label}: " if label else ""
+        sys.stdout.write(f"{prefix}{flows['drops']} drops, {flows['flow_count']} flows\n"
+                         f"{flows_table(flows['flows'])}\n\n")
+    sys.stdout.flush()
+
+
 def summary_text(summary: dict[str, Any]) -> str:
     """The end-of-run report: exact totals, then counts by reason and top flows."""
     lines = [f"{summary['drops']} drops in {summary['duration_s']:.1f}s: {summary['events']} shown, "
@@ -83,7 +95,6 @@ class TableSink:
     def __init__(self, *, wide: bool, aggregate: bool) -> None:
         self._live = render.LiveTable(live_columns(wide), sys.stdout)
         self._aggregate = aggregate
-        self._tty = sys.stdout.isatty()
         self.error: Optional[str] = None
 
     def write(self, record_type: str, seq: int, payload: dict[str, Any]) -> None:
@@ -98,10 +109,7 @@ class TableSink:
         elif record_type == records.READY and not self._aggregate:
             self._live.header()
         elif record_type == schema.FLOWS:
-            if self._tty:
-                sys.stdout.write("\x1b[H\x1b[2J")  # redraw in place on a terminal
-            sys.stdout.write(f"{payload['drops']} drops, {payload['flow_count']} flows\n"
-                             f"{flows_table(payload['flows'])}\n\n")
+            redraw_flows([("", payload)])
         elif record_type == records.SUMMARY:
             sys.stdout.write("\n" + summary_text(payload) + "\n")
         elif record_type == records.ERROR:

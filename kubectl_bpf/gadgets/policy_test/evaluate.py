@@ -156,9 +156,11 @@ def _match_peers(inv: inventory.Inventory, peers: Sequence[inventory.Peer], poli
     return via_ip_block
 
 
-def ports_match(ports: Sequence[inventory.PolicyPort], traffic: Traffic, destination: inventory.Pod) -> bool:
+def ports_match(ports: Sequence[inventory.PolicyPort], traffic: Traffic,
+                destination: inventory.Pod | None) -> bool:
     """Whether a rule's ports admit the traffic; named ports resolve on the destination
-    pod by name AND protocol, so a pod lacking the name never matches."""
+    pod by name AND protocol, so a pod lacking the name never matches, and neither
+    does an address outside the cluster (``destination`` None: it declares no ports)."""
     if not ports:
         return True
     for entry in ports:
@@ -172,7 +174,7 @@ def ports_match(ports: Sequence[inventory.PolicyPort], traffic: Traffic, destina
             if entry.port <= traffic.port <= (entry.end_port or entry.port):
                 return True
             continue
-        resolved = destination.find_port(entry.port, entry.protocol)
+        resolved = destination.find_port(entry.port, entry.protocol) if destination is not None else None
         if resolved is not None and resolved.port == traffic.port:
             return True
     return False

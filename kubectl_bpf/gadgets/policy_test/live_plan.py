@@ -174,7 +174,7 @@ def evaluate_external(inv: inventory.Inventory, *, source: inventory.Pod, ip: in
             continue
         isolated_by.append(policy.key)
         for index, rule in enumerate(policy.egress):
-            if not _external_ports_match(rule.ports, traffic):
+            if not evaluate.ports_match(rule.ports, traffic, None):
                 continue
             if not rule.peers:
                 allowed_by.append(f"{policy.key} egress[{index}]")
@@ -186,21 +186,6 @@ def evaluate_external(inv: inventory.Inventory, *, source: inventory.Pod, ip: in
         return evaluate.Verdict("allow", (*allowed_by, EXTERNAL_INGRESS))
     return evaluate.Verdict("deny", (f"egress: the source is isolated by {', '.join(isolated_by)} and no "
                                      "egress rule allows this address and port",))
-
-
-def _external_ports_match(ports: Sequence[inventory.PolicyPort], traffic: evaluate.Traffic) -> bool:
-    """Like evaluate.ports_match, but a named port never matches: the address declares none."""
-    if not ports:
-        return True
-    for entry in ports:
-        if entry.protocol != traffic.protocol:
-            continue
-        if entry.port is None:
-            return True
-        if isinstance(entry.port, int) and traffic.port is not None and \
-                entry.port <= traffic.port <= (entry.end_port or entry.port):
-            return True
-    return False
 
 
 def build_params(probes: Sequence[PlannedProbe], *, container_of: Mapping[str, str], attempts: int,

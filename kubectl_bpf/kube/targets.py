@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional
 
 import urllib3
@@ -388,6 +388,22 @@ def _pod_target(pod: Any) -> PodTarget:
     return PodTarget(namespace=pod.metadata.namespace, name=pod.metadata.name, uid=pod.metadata.uid or "",
                      node=pod.spec.node_name or "", ips=_pod_ips(pod), container_ids=container_ids,
                      host_network=bool(pod.spec.host_network), phase=pod.status.phase or "Unknown")
+
+
+def pod_target_from_json(pod: Mapping[str, Any]) -> PodTarget:
+    """_pod_target for a pod as raw API JSON (``kubectl get -o json``), by the
+    same rules: running containers only, init ones included, IDs bare."""
+    metadata, pod_spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    statuses = [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]
+    running = [entry for entry in statuses if (entry.get("state") or {}).get("running") is not None]
+    container_ids = _unique(strip_runtime_prefix(entry["containerID"]).lower() for entry in running
+                            if entry.get("containerID"))
+    ips = _unique([*(entry["ip"] for entry in status.get("podIPs") or () if entry.get("ip")),
+                   *([status["podIP"]] if status.get("podIP") else [])])
+    return PodTarget(namespace=str(metadata.get("namespace")), name=str(metadata["name"]),
+                     uid=str(metadata.get("uid") or ""), node=str(pod_spec.get("nodeName") or ""), ips=ips,
+                     container_ids=container_ids, host_network=bool(pod_spec.get("hostNetwork")),
+                     phase=str(status.get("phase") or "Unknown"))
 
 
 def _pod_ips(pod: Any) -> tuple[str, ...]:

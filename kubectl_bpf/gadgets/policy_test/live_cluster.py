@@ -43,23 +43,8 @@ def read_inventory(kube: client.Kube) -> ClusterInventory:
         ])
     except inventory.InventoryError as exc:
         raise errors.KubeError(f"the cluster's objects cannot be evaluated: {exc}") from exc
-    hosts = {target.ref: target for target in map(_pod_target, pods)}
+    hosts = {target.ref: target for target in map(targets.pod_target_from_json, pods)}
     return ClusterInventory(inv, hosts)
-
-
-def _pod_target(pod: Mapping[str, Any]) -> targets.PodTarget:
-    metadata, pod_spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
-    ips = tuple(entry["ip"] for entry in status.get("podIPs") or () if entry.get("ip"))
-    if not ips and status.get("podIP"):
-        ips = (status["podIP"],)
-    containers = tuple(targets.strip_runtime_prefix(entry["containerID"])
-                       for entry in status.get("containerStatuses") or ()
-                       if entry.get("containerID") and (entry.get("state") or {}).get("running") is not None)
-    return targets.PodTarget(
-        namespace=str(metadata.get("namespace")), name=str(metadata["name"]),
-        uid=str(metadata.get("uid", "")),
-        node=str(pod_spec.get("nodeName") or ""), ips=ips, container_ids=containers,
-        host_network=bool(pod_spec.get("hostNetwork")), phase=str(status.get("phase") or "Unknown"))
 
 
 def unprobeable(host: targets.PodTarget | None) -> str | None:

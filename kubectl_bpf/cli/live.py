@@ -36,14 +36,12 @@ class StopRequests:
     def __init__(self) -> None:
         self.count = 0
         self.graceful = False
-        self.signal_name: Optional[str] = None
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, _frame: Optional[FrameType]) -> None:
         self.count += 1
-        self.signal_name = signal.Signals(signum).name
         if self.count > 1 or not self.graceful:
-            raise ForcedStopError(self.signal_name)
+            raise ForcedStopError(signal.Signals(signum).name)
 
     def __enter__(self) -> "StopRequests":
         for signum in STOP_SIGNALS:

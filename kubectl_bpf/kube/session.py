@@ -27,7 +27,7 @@ import urllib3
 from kubernetes.client import rest as k8s_rest
 
 from kubectl_bpf.kube import client, errors, jobs, labels, logs, settings, targets, watch
-from kubectl_bpf.protocol import codec, exitcodes, records, spec, stream
+from kubectl_bpf.protocol import codec, exitcodes, spec, stream
 
 LEASE_RENEW_S = 10.0  # several renewals fit in the agent's lease TTL, even if one call fails
 STOP_GRACE_S = 20.0  # how long a graceful stop waits for every node's summary and end
@@ -88,7 +88,6 @@ class Session:
         self._runs = [NodeRun(group=group, job=jobs.build_job(self._job_request(
             gadget, run_spec, group, command))) for group in groups]
         self._items: queue.Queue[Item] = queue.Queue()
-        self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._created: list[str] = []
         self._watchers: list[watch.StartWatcher] = []
@@ -167,9 +166,7 @@ class Session:
         return lambda text: self._on_progress(f"{node}: {text}")
 
     def _spawn(self, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        threading.Thread(target=target, args=args, daemon=True).start()
 
     def _follow(self, run: NodeRun) -> None:
         node = run.group.node
@@ -178,17 +175,17 @@ class Session:
         run.follower = logs.LogFollower(self._kube, self._options.job_namespace, run.pod,
                                         stream=record_stream, read_timeout_s=self._read_timeout_s)
         error: Optional[str] = None
-        exit_code = 0
+        exit_code = exitcodes.OK
         try:
             for record in run.follower.records():
                 self._put(NodeRecord(node, record))
-                if record.get("type") == records.END:
-                    exit_code = int(record.get("exit_code", 0))
         except errors.KubeError as exc:
             error, exit_code = str(exc), exc.exit_code
         except codec.ProtocolError as exc:
             error, exit_code = str(exc), exitcodes.FAILURE
         result = record_stream.finish()
+        if error is None and result.end is not None:
+            exit_code = int(result.end.get("exit_code", exitcodes.OK))
         if error is None and result.truncated and not self._closing.is_set():
             failure = watch.diagnose(self._kube, self._options.job_namespace, run.pod)
             error = failure.message if failure is not None else result.describe()

@@ -118,7 +118,6 @@ class MergedSummary:
         flows.sort(key=lambda flow: -int(flow.get("count") or 0))
         merged["flows"] = flows[:TOP_FLOWS]
         merged["flow_count"] = sum(int(s.get("flow_count") or 0) for s in self.nodes.values())
-        merged["stopped_by"] = sorted({str(s.get("stopped_by")) for s in self.nodes.values()})
         return merged
 
     def by_peer(self, index: PodIndex) -> list[tuple[str, str, int]]:

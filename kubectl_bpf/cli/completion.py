@@ -11,9 +11,10 @@ from typing import Optional
 
 from click import shell_completion
 
-from kubectl_bpf.cli import root
+from kubectl_bpf.cli import errors, root
 
 NO_FILE_COMPLETION = 4  # Cobra's ShellCompDirectiveNoFileComp: nothing else to offer
+ERROR_DIRECTIVE = 1  # Cobra's ShellCompDirectiveError: completion failed, offer nothing
 
 
 def candidates(args: list[str]) -> list[str]:
@@ -24,9 +25,16 @@ def candidates(args: list[str]) -> list[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    errors.quiet_libraries()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["__complete"], ["__completeNoDesc"]):
         args = args[1:]
-    for value in candidates(args):
+    try:
+        values = errors.guarded(candidates)(args)
+    except errors.CommandError as exc:  # the cluster cannot be reached: one line, as every command
+        print(f":{ERROR_DIRECTIVE}")
+        print(f"kubectl-bpf: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    for value in values:
         print(value)
     print(f":{NO_FILE_COMPLETION}")

@@ -80,7 +80,8 @@ def kube_options(command: F) -> F:
 
 def complete_targets(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
     """Shell completion of target references against the cluster of the
-    command line's own kube flags (nothing on any failure)."""
+    command line's own kube flags (nothing on an API refusal; an unreachable
+    cluster is an error, see completion.main)."""
     from kubectl_bpf.kube import client, errors, targets  # noqa: PLC0415 -- only when completing
 
     params = ctx.params
@@ -88,6 +89,8 @@ def complete_targets(ctx: click.Context, _param: click.Parameter, incomplete: st
         kube = client.connect(to_kube_options(
             kubeconfig=params.get("kubeconfig"), kube_context=params.get("kube_context"),
             namespace=params.get("namespace"), request_timeout=None))
+    except errors.UnreachableError:
+        raise  # said in one line by completion.main, as every command does
     except errors.KubeError:
         return []
     return targets.complete_reference(kube, incomplete)

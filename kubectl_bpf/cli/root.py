@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Optional
+from typing import Optional
 
 import click
 
 import kubectl_bpf
+from kubectl_bpf.cli import errors
 from kubectl_bpf.protocol import exitcodes
 
 # Every command, explicitly; each module is imported only when its command
@@ -28,7 +29,13 @@ COMMANDS = {
 }
 
 
+GUARDED = "_kubectl_bpf_guarded"  # marks a callback already wrapped (commands are module singletons)
+
+
 class LazyGroup(click.Group):
+    """Imports a command's module when it runs, and puts its callback under
+    errors.guarded (one place for every command, gadgets added later included)."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
@@ -36,8 +43,11 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module_name, attribute = COMMANDS[cmd_name].split(":")
-        command: Any = getattr(importlib.import_module(module_name), attribute)
-        return command  # type: ignore[no-any-return]
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        if command.callback is not None and not getattr(command.callback, GUARDED, False):
+            command.callback = errors.guarded(command.callback)
+            setattr(command.callback, GUARDED, True)
+        return command
 
 
 @click.group(cls=LazyGroup,
@@ -49,6 +59,7 @@ def cli() -> None:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: runs the group, folds click errors into one line."""
+    errors.quiet_libraries()
     try:
         code = cli.main(args=argv, prog_name="kubectl-bpf", standalone_mode=False)
     except click.exceptions.Abort:

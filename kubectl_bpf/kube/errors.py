@@ -22,6 +22,13 @@ class ConfigError(KubeError):
     exit_code = exitcodes.USAGE
 
 
+class UnreachableError(KubeError):
+    """The API server cannot be reached or trusted, or the kubeconfig cannot be
+    read at all (transport.py builds the line)."""
+
+    exit_code = exitcodes.UNREACHABLE
+
+
 class NotFoundError(KubeError):
     exit_code = exitcodes.NOT_FOUND
 
@@ -67,14 +74,17 @@ def api_message(exc: Exception) -> str:
 
 def from_api_exception(exc: Exception, what: str, *, not_found: Optional[str] = None) -> KubeError:
     """Map an ApiException (or a transport error) to our hierarchy."""
+    from kubectl_bpf.kube import transport  # noqa: PLC0415 -- transport imports this module
+
     status = getattr(exc, "status", None)
+    unreachable = transport.unreachable(exc)
+    if unreachable is not None:
+        return unreachable
     message = api_message(exc)
     if status == 404:
         return NotFoundError(not_found or f"{what}: not found")
     if status == 403:
         return PermissionDeniedError(f"{what}: forbidden: {message}")
-    if status == 401:
-        return PermissionDeniedError(f"{what}: unauthorized: check your kubeconfig credentials")
     if status is None:
         return KubeError(f"{what}: cannot reach the API server: {message}")
     return KubeError(f"{what}: {message}")

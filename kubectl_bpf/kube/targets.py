@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from kubectl_bpf.kube import client, errors
+from kubectl_bpf.kube import client, errors, transport
 from kubectl_bpf.protocol import exitcodes, spec
 
 # "containerd://", "cri-o://", "docker://": any runtime scheme (field notes §1.7).
@@ -455,8 +455,9 @@ COMPLETION_TIMEOUT_S = 2.0  # a TAB press must not hang on a slow or absent clus
 
 def complete_reference(kube: client.Kube, incomplete: str) -> list[str]:
     """Target references that start with ``incomplete``: pod names, or
-    ``kind/name`` once a kind is typed. Best effort: any API failure offers
-    nothing rather than an error in the middle of a shell line."""
+    ``kind/name`` once a kind is typed. Best effort: an API refusal offers
+    nothing rather than an error in the middle of a shell line; only a
+    cluster that cannot be reached or trusted raises (UnreachableError)."""
     kind_text, slash, prefix = incomplete.partition("/")
     options: dict[str, Any] = {"_request_timeout": COMPLETION_TIMEOUT_S}
     listers = {
@@ -471,7 +472,10 @@ def complete_reference(kube: client.Kube, incomplete: str) -> list[str]:
         return []
     try:
         names = [item.metadata.name for item in listers[kind]().items]
-    except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
+    except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        unreachable = transport.unreachable(exc)
+        if unreachable is not None:
+            raise unreachable from exc
         return []
     if slash:
         return [f"{kind_text}/{name}" for name in names if name.startswith(prefix)]

@@ -14,4 +14,8 @@ PERMISSION = 4  # missing privileges, RBAC or admission (PodSecurity) refused
 UNSUPPORTED = 5  # the kernel or environment lacks what is needed (BTF, tracepoint, libbpf)
 TIMEOUT = 6  # a start or run deadline passed
 TARGET_STATE = 7  # the target exists but cannot be traced (not Running, no IP, Windows node)
+# The client cannot reach or trust the API server: refused, no answer in time, TLS
+# failure, credentials rejected (401), or a kubeconfig that cannot be read at all.
+# Nothing was created. Client-side only: the agent never talks to the API server.
+UNREACHABLE = 8
 INTERRUPTED = 130  # forced stop by a second Ctrl-C (128 + SIGINT)

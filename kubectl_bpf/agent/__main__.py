@@ -15,6 +15,8 @@ from kubectl_bpf.agent import emit, errors, runner
 from kubectl_bpf.gadgets.drops import node as drops_node
 from kubectl_bpf.gadgets.drops import params as drops_params
 from kubectl_bpf.gadgets.policy_test import probe_node
+from kubectl_bpf.gadgets.tcp import node as tcp_node
+from kubectl_bpf.gadgets.tcp import params as tcp_params
 from kubectl_bpf.protocol import exitcodes, records, spec
 
 
@@ -22,9 +24,13 @@ def _drops(run_spec: spec.RunSpec) -> runner.Gadget:
     return drops_node.DropsGadget(drops_params.DropsParams.from_dict(run_spec.params))
 
 
+def _tcp(run_spec: spec.RunSpec) -> runner.Gadget:
+    return tcp_node.TcpGadget(tcp_params.TcpParams.from_dict(run_spec.params))
+
+
 # Explicit registry: gadget name -> node-side factory.
 NODE_GADGETS: dict[str, Callable[[spec.RunSpec], runner.Gadget]] = {
-    "drops": _drops, "probe": probe_node.create_gadget}
+    "drops": _drops, "probe": probe_node.create_gadget, "tcp": _tcp}
 
 
 def create_gadget(run_spec: spec.RunSpec) -> runner.Gadget:

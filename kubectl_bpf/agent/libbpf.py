@@ -33,6 +33,7 @@ PERCPU_MAP_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP
 BTF_KIND_STRUCT = 4
 BTF_KIND_ENUM = 6
 BTF_KIND_TYPEDEF = 8
+BTF_KIND_FUNC_PROTO = 13
 BTF_KIND_ENUM64 = 19
 BPF_STATS_RUN_TIME = 0
 LIBBPF_WARN = 0
@@ -285,6 +286,20 @@ class Btf:
         # struct btf_member { u32 name_off; u32 type; u32 offset; } follows the btf_type.
         return [(self._name(name_off), offset & 0xFFFFFF if kind_flag else offset)
                 for name_off, _type, offset in (ctypes.c_uint32 * 3 * vlen).from_address(pointer + 12)]
+
+    def typedef_arity(self, name: str) -> int:
+        """Parameters of the function a TYPEDEF of a function pointer names
+        (``btf_trace_<tracepoint>``: the tracepoint's arguments plus the
+        leading context pointer); -1 if there is no such typedef."""
+        type_id = self.find(name, BTF_KIND_TYPEDEF)
+        for _step in range(2):  # typedef -> pointer -> function prototype
+            if type_id < 0:
+                return -1
+            pointer = _check_pointer(lib().btf__type_by_id(self._live(), type_id), f"BTF type {type_id}")
+            type_id = int((ctypes.c_uint32 * 3).from_address(pointer)[2])
+        pointer = _check_pointer(lib().btf__type_by_id(self._live(), type_id), f"BTF type {type_id}")
+        info = int((ctypes.c_uint32 * 2).from_address(pointer)[1])
+        return info & 0xFFFF if (info >> 24) & 0x1F == BTF_KIND_FUNC_PROTO else -1
 
     def free(self) -> None:
         if self._pointer:

@@ -69,10 +69,11 @@ def _raise_memlock(kernel: tuple[int, int]) -> None:
                 "need CAP_SYS_RESOURCE or `ulimit -l unlimited`") from exc
 
 
-def check_host(*, btf_types: tuple[str, ...], tracepoint: str) -> HostFacts:
+def check_host(*, btf_types: tuple[str, ...], tracepoint: str, reads_kernel_memory: bool = True) -> HostFacts:
     """Raise the first failing check; return what was found otherwise.
     btf_types: typedefs/enums the gadget's programs need (their absence
-    means the kernel is too old); tracepoint: "subsystem/event"."""
+    means the kernel is too old); tracepoint: "subsystem/event"; a gadget
+    that never reads kernel memory through a helper runs under lockdown."""
     release = os.uname().release
     if not os.path.exists(VMLINUX_BTF):
         raise errors.UnsupportedError(
@@ -83,7 +84,7 @@ def check_host(*, btf_types: tuple[str, ...], tracepoint: str) -> HostFacts:
         raise errors.PrivilegeError("tracing needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): "
                                     "run as root or grant the capabilities")
     mode = lockdown_mode()
-    if mode == "confidentiality":
+    if mode == "confidentiality" and reads_kernel_memory:
         raise errors.UnsupportedError("kernel lockdown is 'confidentiality': BPF may not read kernel memory")
     _raise_memlock(kernel_version(release))
     try:

@@ -28,6 +28,8 @@ class Gadget(Protocol):
     event_type: str  # record type of one event, e.g. "drop"
     btf_types: tuple[str, ...]  # kernel types whose absence means "too old"
     tracepoint: str  # "subsystem/event", for the preflight check
+    # False: every program avoids bpf_probe_read_kernel, so lockdown=confidentiality is no obstacle
+    reads_kernel_memory: bool
 
     def attach(self, target: targets.HostTarget, facts: preflight.HostFacts) -> loader.AttachInfo:
         """Load and attach."""
@@ -98,13 +100,15 @@ def run(gadget: Gadget, run_spec: spec.RunSpec, sink: emit.Sink) -> int:
 
 def _run(gadget: Gadget, run_spec: spec.RunSpec, emitter: emit.Emitter) -> int:
     with _StopFlag() as stop:
-        facts = preflight.check_host(btf_types=gadget.btf_types, tracepoint=gadget.tracepoint)
+        facts = preflight.check_host(btf_types=gadget.btf_types, tracepoint=gadget.tracepoint,
+                                    reads_kernel_memory=gadget.reads_kernel_memory)
         target = targets.resolve_target(run_spec.target, proc_root=run_spec.proc_root)
         attached = gadget.attach(target, facts)
         emitter.emit(records.PREFLIGHT, {
             "gadget": gadget.name, "agent_version": kubectl_bpf.__version__, "kernel": facts.kernel,
-            "btf": facts.btf, "hook": attached.hook, "capabilities": list(facts.capabilities),
-            "lockdown": facts.lockdown, "target": target.to_record()})
+            "btf": facts.btf, "hook": attached.hook, "missing_hooks": dict(attached.missing),
+            "capabilities": list(facts.capabilities), "lockdown": facts.lockdown,
+            "target": target.to_record()})
         emitter.emit(records.READY, {"time": _iso_now(), "load_ms": round(attached.load_ms, 1),
                                      "prog_id": attached.prog_id})
         emitter.flush()

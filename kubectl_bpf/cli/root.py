@@ -23,6 +23,7 @@ from kubectl_bpf.protocol import exitcodes
 COMMANDS = {
     "drops": "kubectl_bpf.gadgets.drops.command:drops",
     "policy-test": "kubectl_bpf.gadgets.policy_test.command:policy_test",
+    "tcp": "kubectl_bpf.gadgets.tcp.command:tcp",
     "list": "kubectl_bpf.cli.admin:list_command",
     "gc": "kubectl_bpf.cli.admin:gc_command",
     "setup": "kubectl_bpf.cli.admin:setup_command",

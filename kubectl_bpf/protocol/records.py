@@ -28,7 +28,8 @@ class Preflight(TypedDict):
     agent_version: str
     kernel: str
     btf: bool
-    hook: Optional[str]  # the attach point used, e.g. "tp_btf/kfree_skb"; None if not loaded
+    hook: Optional[str]  # the attach point(s) used, e.g. "tp_btf/kfree_skb"; None if not loaded
+    missing_hooks: dict[str, str]  # hook -> why this kernel cannot run it (the others still run)
     capabilities: list[str]
     lockdown: str
     target: dict[str, object]

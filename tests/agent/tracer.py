@@ -1,4 +1,4 @@
-"""Run ``kubectl-bpf drops --local -o json`` as a separate process and collect
+"""Run ``kubectl-bpf <gadget> --local -o json`` as a separate process and collect
 its records, the way a script or the plugin's Job would consume it."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 
 class Tracer:
-    def __init__(self, *args: str) -> None:
-        self.args = [sys.executable, "-m", "kubectl_bpf", "drops", "--local", "-o", "json", *args]
+    def __init__(self, *args: str, gadget: str = "drops") -> None:
+        self.args = [sys.executable, "-m", "kubectl_bpf", gadget, "--local", "-o", "json", *args]
         self.records: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -135,7 +135,12 @@ class MergedSummary:
 class ClusterOutput:
     """Renders the merged stream: a live table with NODE and POD in front, or
     the agents' JSON lines with node, pod and peer added; the merged summary
-    at the end. Progress goes to stderr, data to stdout."""
+    at the end. Progress goes to stderr, data to stdout.
+
+    Another gadget reuses it by overriding ``event_type``, ``live_columns``,
+    ``enrich_record``, ``periodic`` and ``summary_lines``."""
+
+    event_type = schema.DROP
 
     def __init__(self, index: PodIndex, *, output: str, aggregate: bool) -> None:
         self._index = index
@@ -143,21 +148,33 @@ class ClusterOutput:
         self._aggregate = aggregate
         prefix: list[tuple[str, render.Formatter, int]] = [
             ("NODE", lambda r: str(r.get("node")), 8), ("POD", lambda r: render.cell(r.get("pod")), 20)]
-        self._live = render.LiveTable(prefix + output_mod.live_columns(output == "wide"), sys.stdout)
+        self._live = render.LiveTable(prefix + self.live_columns(output == "wide"), sys.stdout)
         self._flows: dict[str, dict[str, Any]] = {}
         self.summary = MergedSummary()
         self._flushed_at = 0.0
+
+    def live_columns(self, wide: bool) -> list[tuple[str, render.Formatter, int]]:
+        return output_mod.live_columns(wide)
+
+    def enrich_record(self, node: str, record: dict[str, Any]) -> dict[str, Any]:
+        return enrich(self._index, node, record)
+
+    def periodic(self, node: str, record: dict[str, Any]) -> None:
+        """A periodic table record (--aggregate): redraw every node's."""
+        if record.get("type") == schema.FLOWS:
+            self._flows[node] = record
+            output_mod.redraw_flows(sorted(self._flows.items()))
 
     def handle(self, node: str, record: dict[str, Any]) -> None:
         record_type = record.get("type")
         if record_type == records.PREFLIGHT:
             self._index.learn_preflight(node, record)
-        enriched = enrich(self._index, node, record)
+        enriched = self.enrich_record(node, record)
         if record_type == records.SUMMARY:
             self.summary.add(node, record)
         if self._json:
             sys.stdout.write(JSON_ENCODER.encode(enriched) + "\n")
-        elif record_type == schema.DROP:
+        elif record_type == self.event_type:
             self._live.row(enriched)
         else:
             self._progress(node, record)
@@ -179,9 +196,8 @@ class ClusterOutput:
             click.echo(f"{node}: tracing (BPF program id {record.get('prog_id')}); Ctrl-C to stop", err=True)
             if not self._aggregate:
                 self._live.header()
-        elif record_type == schema.FLOWS:
-            self._flows[node] = record
-            output_mod.redraw_flows(sorted(self._flows.items()))
+        elif record_type not in (records.STATS, records.SUMMARY, records.END):
+            self.periodic(node, record)
         elif record_type == records.ERROR:
             click.echo(f"kubectl-bpf: error: {node}: {record.get('message')}", err=True)
 
@@ -189,6 +205,10 @@ class ClusterOutput:
         """The merged summary (tables only: JSON readers have every node's summary record)."""
         if self._json or not self.summary.nodes:
             return
+        sys.stdout.write("\n".join(self.summary_lines()) + "\n")
+        sys.stdout.flush()
+
+    def summary_lines(self) -> list[str]:
         totals = self.summary.totals()
         lines = ["", output_mod.summary_text(totals)]
         peers = self.summary.by_peer(self._index)
@@ -198,5 +218,4 @@ class ClusterOutput:
             rows = [[node, s.get("drops"), s.get("events"), s.get("lost"), s.get("suppressed")]
                     for node, s in sorted(self.summary.nodes.items())]
             lines += ["", render.table(["NODE", "DROPS", "SHOWN", "LOST", "SUPPRESSED"], rows)]
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
+        return lines

@@ -9,7 +9,7 @@ lines unchanged, otherwise records go straight to the table renderer.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import click
 
@@ -20,12 +20,15 @@ from kubectl_bpf.kube import settings
 from kubectl_bpf.protocol import exitcodes, spec
 
 
-def run_local(run_spec: spec.RunSpec, *, output: str) -> int:
-    """Run the agent in this process; returns its exit code."""
+def run_local(run_spec: spec.RunSpec, *, output: str,
+              table_sink: Optional[Callable[[bool, bool], Any]] = None) -> int:
+    """Run the agent in this process; returns its exit code. table_sink(wide,
+    aggregate) makes another gadget's table renderer (default: drops')."""
     from kubectl_bpf.agent import __main__ as agent_main  # noqa: PLC0415 -- kernel code: --local only
 
-    sink: Any = output_mod.JsonSink() if output == "json" else output_mod.TableSink(
-        wide=output == "wide", aggregate=bool(run_spec.params.get("aggregate")))
+    make_table = table_sink or (lambda wide, aggregate: output_mod.TableSink(wide=wide, aggregate=aggregate))
+    sink: Any = output_mod.JsonSink() if output == "json" else make_table(
+        output == "wide", bool(run_spec.params.get("aggregate")))
     code = agent_main.run_spec_with_sink(run_spec, sink)
     if sink.error:
         click.echo(f"kubectl-bpf: error: {sink.error}", err=True)

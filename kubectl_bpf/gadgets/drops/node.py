@@ -186,6 +186,7 @@ class DropsGadget:
     event_type = schema.DROP
     btf_types: tuple[str, ...] = ("btf_trace_kfree_skb", "skb_drop_reason")
     tracepoint = "skb/kfree_skb"
+    reads_kernel_memory = True  # packet headers through bpf_probe_read_kernel
 
     def __init__(self, params: drops_params.DropsParams, *, object_path: str = OBJECT_PATH,
                  kallsyms_path: str = "/proc/kallsyms") -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 import click
 import yaml
@@ -20,19 +20,23 @@ from kubectl_bpf.gadgets.drops import cluster
 from kubectl_bpf.kube import client, errors, session, settings, targets
 from kubectl_bpf.protocol import exitcodes, spec
 
+# (pod index, output=, aggregate=) -> the renderer of the merged stream
+ViewType = Callable[..., cluster.ClusterOutput]
+
 
 def build_session(kube: client.Kube, run_spec: spec.RunSpec, resolution: targets.Resolution,
                   tracer: settings.SessionOptions) -> session.Session:
     command = " ".join(shlex.quote(arg) for arg in ["kubectl-bpf", *sys.argv[1:]])
-    return session.Session(kube, gadget="drops", run_spec=run_spec, groups=resolution.groups,
+    return session.Session(kube, gadget=run_spec.gadget, run_spec=run_spec, groups=resolution.groups,
                            options=tracer, command=command,
                            on_progress=lambda text: click.echo(text, err=True))
 
 
 def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Optional[str],
                 kube_options: client.KubeOptions, tracer: settings.SessionOptions, output: str,
-                dry_run: bool) -> int:
-    """Resolve, start one Job per node, stream until every agent ended."""
+                dry_run: bool, view_type: ViewType = cluster.ClusterOutput) -> int:
+    """Resolve, start one Job per node, stream until every agent ended. Shared
+    by the gadgets that trace targets: view_type renders their records."""
     try:
         kube = client.connect(kube_options)
         resolution = targets.resolve(kube, refs, selector=selector)
@@ -43,7 +47,7 @@ def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Opti
             sys.stdout.write(yaml.safe_dump_all(live_session.jobs, sort_keys=False))
             return exitcodes.OK
         index = cluster.PodIndex(resolution.groups, targets.peer_names(kube))
-        view = cluster.ClusterOutput(index, output=output, aggregate=bool(run_spec.params.get("aggregate")))
+        view = view_type(index, output=output, aggregate=bool(run_spec.params.get("aggregate")))
         code = live.run_session(live_session, on_record=view.handle, on_idle=view.flush)
         view.finish()
         return code

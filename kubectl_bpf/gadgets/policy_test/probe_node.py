@@ -504,6 +504,7 @@ class ProbeGadget:
     event_type = probe_schema.PROBE
     btf_types = drops_node.DropsGadget.btf_types
     tracepoint = drops_node.DropsGadget.tracepoint
+    reads_kernel_memory = drops_node.DropsGadget.reads_kernel_memory
 
     def __init__(self, params: probe_params.ProbeParams, *, proc_root: str = "/proc",
                  object_path: str = drops_node.OBJECT_PATH) -> None:

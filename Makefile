@@ -1,6 +1,6 @@
 # Entry points for people and CI. Everything that needs the kernel runs as root.
 PYTHON ?= python3
-GADGETS := drops tcp
+GADGETS := drops tcp dns
 
 .PHONY: deps bpf install test unit lint demo demo-local cluster-up cluster-down bench clean
 

@@ -14,7 +14,7 @@ from setuptools import Command, find_packages, setup
 from setuptools.command.build_py import build_py
 
 # Explicit list, no discovery: a gadget is added here and in kubectl_bpf/gadgets.
-GADGETS = ("drops", "tcp")
+GADGETS = ("drops", "tcp", "dns")
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kubectl_bpf")
 # clang's -D__TARGET_ARCH_x and the vmlinux.h folder, by machine name.
 ARCHES = {"x86_64": "x86", "aarch64": "arm64"}
@@ -80,7 +80,8 @@ setup(
     version=read_version(),
     description="eBPF for Kubernetes incident response: packet drops and NetworkPolicy tests",
     packages=find_packages(include=["kubectl_bpf", "kubectl_bpf.*"]),
-    package_data={"kubectl_bpf.gadgets.drops": ["*.bpf.o"], "kubectl_bpf.gadgets.tcp": ["*.bpf.o"]},
+    package_data={"kubectl_bpf.gadgets.drops": ["*.bpf.o"], "kubectl_bpf.gadgets.tcp": ["*.bpf.o"],
+                  "kubectl_bpf.gadgets.dns": ["*.bpf.o"]},
     python_requires=">=3.9",
     install_requires=["kubernetes>=28", "click>=8.1", "PyYAML>=6", "tabulate>=0.9"],
     entry_points={"console_scripts": ["kubectl-bpf = kubectl_bpf.cli.root:main",

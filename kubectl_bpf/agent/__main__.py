@@ -12,6 +12,7 @@ import sys
 from typing import Callable, Optional
 
 from kubectl_bpf.agent import emit, errors, runner
+from kubectl_bpf.gadgets.dns import node as dns_node
 from kubectl_bpf.gadgets.drops import node as drops_node
 from kubectl_bpf.gadgets.drops import params as drops_params
 from kubectl_bpf.gadgets.policy_test import probe_node
@@ -30,7 +31,7 @@ def _tcp(run_spec: spec.RunSpec) -> runner.Gadget:
 
 # Explicit registry: gadget name -> node-side factory.
 NODE_GADGETS: dict[str, Callable[[spec.RunSpec], runner.Gadget]] = {
-    "drops": _drops, "probe": probe_node.create_gadget, "tcp": _tcp}
+    "drops": _drops, "probe": probe_node.create_gadget, "tcp": _tcp, "dns": dns_node.create_gadget}
 
 
 def create_gadget(run_spec: spec.RunSpec) -> runner.Gadget:

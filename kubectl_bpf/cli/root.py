@@ -24,6 +24,7 @@ COMMANDS = {
     "drops": "kubectl_bpf.gadgets.drops.command:drops",
     "policy-test": "kubectl_bpf.gadgets.policy_test.command:policy_test",
     "tcp": "kubectl_bpf.gadgets.tcp.command:tcp",
+    "dns": "kubectl_bpf.gadgets.dns.command:dns",
     "list": "kubectl_bpf.cli.admin:list_command",
     "gc": "kubectl_bpf.cli.admin:gc_command",
     "setup": "kubectl_bpf.cli.admin:setup_command",

@@ -14,7 +14,7 @@ from kubectl_bpf.kube import targets
 
 
 def test_commands_options_and_choices_complete() -> None:
-    assert completion.candidates([""]) == ["drops", "policy-test", "tcp", "list", "gc", "setup"]
+    assert completion.candidates([""]) == ["drops", "policy-test", "tcp", "dns", "list", "gc", "setup"]
     assert completion.candidates(["drops", "--rea"]) == ["--reason"]
     assert completion.candidates(["drops", "-o", "w"]) == ["wide"]
 

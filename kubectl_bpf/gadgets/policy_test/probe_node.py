@@ -90,14 +90,14 @@ class NetnsEntry:
     def __init__(self) -> None:
         self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
-    def sockets(self, netns_fd: int, kinds: Sequence[tuple[int, int]]) -> list[socket.socket]:
-        """New sockets of the (family, type) kinds, created in the netns at
-        netns_fd; OSError if the netns cannot be entered or a socket made."""
+    def sockets(self, netns_fd: int, kinds: Sequence[tuple[int, ...]]) -> list[socket.socket]:
+        """New sockets of the (family, type[, proto]) kinds, created in the netns
+        at netns_fd; OSError if the netns cannot be entered or a socket made."""
         created: list[socket.socket] = []
         setns(netns_fd)
         try:
-            for family, kind in kinds:
-                created.append(socket.socket(family, kind))
+            for kind in kinds:
+                created.append(socket.socket(*kind))
         except OSError:
             for sock in created:
                 sock.close()

@@ -4,6 +4,7 @@ find their drop; rows, peers and parameters read as documented."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import struct
@@ -217,3 +218,59 @@ def test_tcp_h_and_its_twins_agree_with_the_compiled_object(btf: libbpf.Btf) -> 
         prefix += count + code
     assert [bits // 8 for _, bits in members] == offsets
     assert len(schema.EVENTS) == 11  # TCP_EV_* in tcp.h run 1..11
+
+
+def cluster_view(output_format: str) -> cluster.TcpClusterOutput:
+    pod = targets.PodTarget(namespace="shop", name="web-1", uid="u", node="n1", ips=("10.0.0.1",),
+                            container_ids=("c" * 64,), host_network=False, phase="Running")
+    index = drops_cluster.PodIndex([targets.NodeGroup(node="n1", pods=(pod,), whole_node=False)],
+                                   {"10.0.0.2": "shop/db-0"})
+    return cluster.TcpClusterOutput(index, output=output_format, aggregate=False)
+
+
+def stream(decoder: node.Decoder) -> list[dict[str, Any]]:
+    timeout = dict(decoder.decode(pack_event(kind=3, reason=0, reason_kind=0, retransmits=1,
+                                             duration_ns=2_000_000_000)))
+    timeout["evidence"] = {"packet": "SYN", "direction": "outbound", "reason": "NETFILTER_DROP",
+                           "reason_code": 7, "location": "nft_do_chain+0x3e8", "time": "t", "netns": 9,
+                           "ifname": "eth0", "count": 2}
+    return [
+        {"type": "preflight", "agent_version": "0.1.0", "kernel": "6.1", "hook": "tp_btf/x",
+         "target": {"containers": {"c" * 64: NETNS}}},
+        {"type": "ready", "prog_id": 7},
+        {"type": "tcp", **timeout},
+        {"type": "summary", "seen": 1, "events": 1, "lost": 0, "suppressed": 0, "missed": 0, "unaccounted": 0,
+         "drops": 2, "duration_s": 3.0, "events_by_kind": {"TIMEOUT": 1}, "reasons": {"NETFILTER_DROP": 2},
+         "evidence": True, "peers": [{"peer": "10.0.0.2", "port": 80, "direction": "outbound",
+                                      "netns": NETNS, "attempts": 1, "timeouts": 1, "retransmits": 1}]},
+    ]
+
+
+def test_cluster_json_rows_gain_node_pod_peer_and_the_evidence_node(
+        decoder: node.Decoder, capsys: pytest.CaptureFixture[str]) -> None:
+    view = cluster_view("json")
+    for record in stream(decoder):
+        view.handle("n1", record)
+    view.flush()
+    view.finish()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (row,) = [r for r in rows if r["type"] == "tcp"]
+    assert (row["node"], row["pod"], row["peer"]) == ("n1", "shop/web-1", "shop/db-0")
+    assert row["evidence_node"] == "n1"
+    assert row["event"] == "TIMEOUT" and row["evidence"]["reason"] == "NETFILTER_DROP"
+
+
+def test_cluster_table_shows_the_row_and_the_merged_peer_summary(
+        decoder: node.Decoder, capsys: pytest.CaptureFixture[str]) -> None:
+    view = cluster_view("table")
+    for record in stream(decoder):
+        view.handle("n1", record)
+    view.flush()
+    view.finish()
+    captured = capsys.readouterr()
+    assert "n1: tracing (BPF program id 7)" in captured.err
+    (row,) = [line for line in captured.out.splitlines() if "TIMEOUT" in line and "shop/web-1" in line]
+    assert "SYN dropped: NETFILTER_DROP at nft_do_chain+0x3e8 (x2, on n1)" in row
+    assert "1 tcp events in 3.0s: 1 shown" in captured.out
+    (peer_row,) = [line for line in captured.out.splitlines() if "shop/db-0:80" in line]
+    assert peer_row.split()[:4] == ["shop/web-1", "shop/db-0:80", "outbound", "1"]

@@ -40,8 +40,8 @@ def tracers() -> Iterator[list[tracer.Tracer]]:
 
 @pytest.fixture
 def trace(tracers: list[tracer.Tracer]):  # type: ignore[no-untyped-def]
-    def start(*args: str) -> tracer.Tracer:
-        running = tracer.Tracer(*args)
+    def start(*args: str, gadget: str = "drops") -> tracer.Tracer:
+        running = tracer.Tracer(*args, gadget=gadget)
         tracers.append(running)
         return running.ready()
     return start

@@ -1,8 +1,8 @@
 """A small authoritative DNS server for the agent tests, run inside a test netns.
 
 ``python dns_server.py ADDR PORT`` answers on UDP and TCP:
-- ``*.ok.test`` and ``api.example.com``: an A (and AAAA) record; ``www.alias.test``: a CNAME to
-  ``target.ok.test`` plus its A record;
+- ``*.ok.test``, ``api.example.com`` and ``web.ns.svc.cluster.local``: an A (and AAAA)
+  record; ``www.alias.test``: a CNAME to ``target.ok.test`` plus its A record;
 - ``*.big.test``: 40 A records, more than fits in 512 bytes, so over UDP the answer is
   empty with TC set and the client retries over TCP, where it gets all of them;
 - ``*.silent.test``: never answered;
@@ -52,7 +52,7 @@ def answer(data: bytes, *, tcp: bool) -> bytes | None:
         return None
     question = data[12:end]
     rcode, records = 0, []
-    if name.endswith(".ok.test") or name == "api.example.com":
+    if name.endswith(".ok.test") or name in ("api.example.com", "web.ns.svc.cluster.local"):
         if qtype == A:
             records = [record(A, socket.inet_aton("192.0.2.10"))]
         elif qtype == AAAA:

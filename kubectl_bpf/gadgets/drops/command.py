@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 import click
 
 from kubectl_bpf.cli import options
+from kubectl_bpf.gadgets.drops import known_reasons
 from kubectl_bpf.gadgets.drops import output as output_mod
 from kubectl_bpf.gadgets.drops import params as drops_params
 from kubectl_bpf.kube import settings
@@ -118,6 +119,10 @@ def drops(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str],
         ctx.exit(run_local(run_spec, output=output))
     if pids or netns_paths or container_ids or ips:
         raise click.UsageError("--pid/--netns/--container-id/--ip need --local; on a cluster name pods")
+    try:  # on the cluster, before any Job exists (--local: the agent checks this kernel at once)
+        known_reasons.check(reasons)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reason") from exc
     if not refs and not selector:
         raise click.UsageError("name a target: POD, deploy/NAME, node/NAME, ... or -l SELECTOR")
     from kubectl_bpf.gadgets.drops import on_cluster  # noqa: PLC0415 -- the Kubernetes client, if needed

@@ -98,8 +98,9 @@ def policy_test(*, offline_file: str | None, source_ref: str | None, destination
     rules; live, also the observed one, with the kernel's evidence of every surprise.
 
     \b
-    Offline: every ordered pair of the selected pods (a pod to itself and
-    hostNetwork pods are "undefined"; Succeeded/Failed pods are skipped).
+    Offline: every ordered pair of the selected pods (a pod to itself is
+    always allowed, hostNetwork pods are "undefined"; Succeeded/Failed pods
+    are skipped).
     Live: --from ns/pod --to ns/pod|IP --port P, or -n NS [-l SEL] for a matrix.
     Probes run in the agent on the source's node, inside the source pod's netns.
     Verdicts: PASS, UNEXPECTED-DENY, UNEXPECTED-ALLOW, FLAKY, INTENT-MISMATCH,
@@ -155,6 +156,10 @@ def run_offline(offline_file: str, *, specs: list[queries.PortSpec], namespace: 
         pods = queries.select_pods(inv, namespace)
     except queries.NamespaceNotFoundError as exc:
         raise cli_errors.CommandError(str(exc), exit_code=exitcodes.NOT_FOUND) from exc
+    try:
+        queries.check_named_ports(specs, pods)
+    except queries.PortSpecError as exc:
+        raise cli_errors.CommandError(str(exc), exit_code=exitcodes.USAGE) from exc
     finished = sum(1 for pod in inv.pods if pod.phase in inventory.FINISHED_PHASES
                    and (namespace is None or pod.namespace == namespace))
     if finished:

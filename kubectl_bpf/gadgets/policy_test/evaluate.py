@@ -56,8 +56,9 @@ class Verdict:
     cni_dependent: bool = False
 
 
-UNDEFINED_SELF = Verdict("undefined", (
-    "a pod's traffic to itself (loopback) is not defined by NetworkPolicy",))
+# The NetworkPolicy docs: "a pod cannot block access to itself", whatever selects it.
+ALLOW_SELF = Verdict("allow", (
+    "a pod can always reach itself: NetworkPolicy cannot block a pod's traffic to itself",))
 UNDEFINED_HOST_SOURCE = Verdict("undefined", (
     "the source uses the host network: NetworkPolicy does not define its traffic",))
 UNDEFINED_HOST_DESTINATION = Verdict("undefined", (
@@ -182,7 +183,7 @@ def ports_match(ports: Sequence[inventory.PolicyPort], traffic: Traffic,
 
 def _undefined(source: inventory.Pod, destination: inventory.Pod) -> Verdict | None:
     if source is destination:
-        return UNDEFINED_SELF
+        return ALLOW_SELF
     if source.host_network:
         return UNDEFINED_HOST_SOURCE
     if destination.host_network:
@@ -387,7 +388,7 @@ def evaluate_matrix(index: PolicyIndex, *, sources: Iterable[inventory.Pod],
         row = position[source]
         if source.host_network:
             for destination, _, _ in columns:
-                yield source, destination, UNDEFINED_SELF if destination is source else UNDEFINED_HOST_SOURCE
+                yield source, destination, ALLOW_SELF if destination is source else UNDEFINED_HOST_SOURCE
             continue
         policies = index.egress_policies[row]
         egress = egress_contexts.get(policies)
@@ -396,7 +397,7 @@ def evaluate_matrix(index: PolicyIndex, *, sources: Iterable[inventory.Pod],
         egress_isolated_by, egress_entries = egress
         for destination, column, (ingress_isolated_by, ingress_entries) in columns:
             if column == row:
-                yield source, destination, UNDEFINED_SELF
+                yield source, destination, ALLOW_SELF
                 continue
             if destination.host_network:
                 yield source, destination, UNDEFINED_HOST_DESTINATION

@@ -396,7 +396,7 @@ def _unpack(value: object, where: str, item_kind: str | None) -> Iterable[tuple[
 def _parse_namespace(raw: RawObject, where: str) -> Namespace:
     name, _ = _metadata(raw, f"{where}: Namespace", namespaced=False)
     labels = _labels(_mapping(raw.get("metadata"), where).get("labels"), f"Namespace {name}")
-    labels.setdefault(NAMESPACE_NAME_LABEL, name)
+    labels[NAMESPACE_NAME_LABEL] = name  # the API server overwrites a written value, so do we
     return Namespace(name, labels)
 
 
@@ -501,8 +501,10 @@ def _ip_block(value: object, where: str) -> IPBlock:
     excepts: list[IPNetwork] = []
     for index, text in enumerate(_list(raw.get("except"), f"{where}.except")):
         excluded = _network(text, f"{where}.except[{index}]")
-        if excluded.version != cidr.version or not excluded.subnet_of(cidr):  # type: ignore[arg-type]
-            raise InventoryError(f"{where}.except[{index}]: {excluded} is not inside {cidr}")
+        # The API server wants a strict subset: an except equal to the cidr is refused too.
+        if excluded.version != cidr.version or not excluded.subnet_of(cidr) or excluded == cidr:  # type: ignore[arg-type]
+            raise InventoryError(f"{where}.except[{index}]: {excluded} is not strictly inside {cidr} "
+                                 "(the API server rejects this policy)")
         excepts.append(excluded)
     return IPBlock(cidr=cidr, excepts=tuple(excepts))
 

@@ -84,14 +84,23 @@ def plan_pair(cluster: live_cluster.ClusterInventory, *, source_ref: str, destin
         destination = next((pod for pod in inv.pods if not pod.host_network and pod.phase not in
                             inventory.FINISHED_PHASES and pod.ips and str(pod.ips[0]) == address), None)
         if destination is None:
+            _check_ports(specs, None)
             return live_plan.plan_external(inv, source=source, address=address, specs=specs,
                                            first_number=first_number, declared=declared, name=name)
     else:
         destination = find_pod(inv, split_ref(destination_ref, default_namespace))
+    _check_ports(specs, (destination,))
     index = evaluate.PolicyIndex(inv)
     cells = [cell for group in queries.evaluate_groups(index, pods=(source, destination), specs=specs)
              for cell in group.cells if cell.source is source and cell.destination is destination]
     return live_plan.plan_cells(cells, first_number=first_number, declared=declared, name=name)
+
+
+def _check_ports(specs: Sequence[queries.PortSpec], destinations: Sequence[inventory.Pod] | None) -> None:
+    try:
+        queries.check_named_ports(specs, destinations)
+    except queries.PortSpecError as exc:
+        raise LiveError(str(exc), exit_code=exitcodes.USAGE) from exc
 
 
 def plan_matrix(cluster: live_cluster.ClusterInventory, *, namespace: str, keys: Collection[str] | None,
@@ -107,6 +116,7 @@ def plan_matrix(cluster: live_cluster.ClusterInventory, *, namespace: str, keys:
         pods = tuple(pod for pod in pods if pod.key in keys)
     if not pods:
         raise LiveError(f"no running pods to probe in namespace {namespace!r}", exit_code=exitcodes.NOT_FOUND)
+    _check_ports(specs, pods)
     warnings = []
     skipped_sources: dict[str, str] = {}
     for pod in pods:

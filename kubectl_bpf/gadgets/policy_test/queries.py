@@ -7,14 +7,16 @@ they render as one truth table per port. Pure: no I/O, no click.
 Choices (documented in the command's help too):
 
 - A run covers every ordered pair of the selected pods, the pod to itself included
-  (it is "undefined"). ``-n NS`` selects the pods of NS as sources AND destinations;
-  policies and namespaces elsewhere still count. Succeeded/Failed pods are left out.
+  (always "allow": NetworkPolicy cannot block a pod's traffic to itself). ``-n NS``
+  selects the pods of NS as sources AND destinations; policies and namespaces elsewhere
+  still count. Succeeded/Failed pods are left out.
 - Without ``--port``, each destination is tested on its declared container ports plus
   the numeric ports of the policy rules that can govern traffic to it (range starts).
   A destination with none of either gets one cell per source for "any other TCP
   port", which is exact there: no rule can tell two such ports apart.
 - A named ``--port http`` resolves on each destination (by name, and protocol if
-  given); where it does not exist the cell is undefined.
+  given); where it does not exist the cell is undefined. A name that no destination
+  declares is refused (check_named_ports): that is a typo, not a result.
 """
 
 from __future__ import annotations
@@ -86,6 +88,24 @@ def parse_port_spec(text: str) -> PortSpec:
     if not inventory.PORT_NAME.match(port_text):
         raise PortSpecError(f"bad port {text!r}: not a port name (at most 15 of a-z, 0-9 and '-')")
     return PortSpec(port_text, protocol)
+
+
+def check_named_ports(specs: Sequence[PortSpec], destinations: Sequence[inventory.Pod] | None) -> None:
+    """Refuse a named ``--port`` that no destination declares (a typo would
+    otherwise come back as a table of "undefined"), or any named port toward
+    an address (``destinations`` None): a name only means something on a pod."""
+    for spec in specs:
+        if isinstance(spec.port, int):
+            continue
+        if destinations is None:
+            raise PortSpecError(f"bad port {spec.port!r}: a named port needs a pod destination, "
+                                "not an address; give the number")
+        if not any(pod.find_port(spec.port, spec.protocol) for pod in destinations):
+            names = sorted({f"{port.name}/{port.protocol}" for pod in destinations for port in pod.ports
+                            if port.name})
+            declared = f"declared: {', '.join(names)}" if names else "none declares a named port"
+            raise PortSpecError(f"bad port {str(spec)!r}: no destination declares a container port of that "
+                                f"name ({declared})")
 
 
 def select_pods(inv: inventory.Inventory, namespace: str | None) -> tuple[inventory.Pod, ...]:
@@ -160,7 +180,7 @@ def _partition_rows(index: evaluate.PolicyIndex, sources: Sequence[inventory.Pod
     if isinstance(target, evaluate.Verdict):
         for source in sources:
             yield [Cell(source, destination, None, None,
-                        evaluate.UNDEFINED_SELF if destination is source else target)
+                        evaluate.ALLOW_SELF if destination is source else target)
                    for destination in destinations]
         return
     names = [_port_name(destination, target) for destination in destinations]

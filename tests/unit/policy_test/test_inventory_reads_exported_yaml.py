@@ -43,6 +43,12 @@ def test_kind_list_and_multi_document_stream_read_alike() -> None:
         assert [policy.key for policy in inv.policies] == ["shop/web"]
 
 
+def test_a_written_namespace_name_label_is_overwritten_with_the_name_as_the_api_server_does() -> None:
+    inv = inventory.load_inventory("kind: Namespace\nmetadata:\n  name: shop\n  labels:\n"
+                                   "    kubernetes.io/metadata.name: other\n    team: blue\n")
+    assert inv.namespaces["shop"].labels == {"kubernetes.io/metadata.name": "shop", "team": "blue"}
+
+
 def test_pod_fields_are_read_with_api_defaults() -> None:
     (pod,) = inventory.load_inventory(POD).pods
     assert pod.labels == {"app": "web"}
@@ -126,7 +132,9 @@ def test_empty_document_and_empty_input_give_an_empty_inventory() -> None:
     ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{to: [{ipBlock: {cidr: 10.0.0/8}}]}]}",
      "'10.0.0/8' is not a CIDR"),
     ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{to: [{ipBlock: {cidr: 10.0.0.0/16, "
-     "except: [10.1.0.0/24]}}]}]}", "10.1.0.0/24 is not inside 10.0.0.0/16"),
+     "except: [10.1.0.0/24]}}]}]}", "10.1.0.0/24 is not strictly inside 10.0.0.0/16"),
+    ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{to: [{ipBlock: {cidr: 10.0.0.0/16, "
+     "except: [10.0.0.0/16]}}]}]}", "10.0.0.0/16 is not strictly inside 10.0.0.0/16 (the API server rejects"),
     ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{ports: [{port: http, endPort: 90}]}]}",
      "endPort: needs a numeric port"),
     ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{ports: [{port: 90, endPort: 80}]}]}",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from kubectl_bpf.gadgets.policy_test import evaluate, inventory, live_cluster, live_plan, queries
+import pytest
+
+from kubectl_bpf.gadgets.policy_test import evaluate, inventory, live_cluster, live_plan, live_run, queries
 from kubectl_bpf.kube import targets
+from kubectl_bpf.protocol import exitcodes
 
 POLICY = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
           "metadata": {"name": "egress", "namespace": "x"},
@@ -58,3 +61,23 @@ def test_a_port_that_cannot_be_probed_is_planned_but_skipped() -> None:
                                      specs=[queries.PortSpec(132, "SCTP"), queries.PortSpec(443, "TCP")])
     assert [p.skip is None for p in probes] == [False, True]
     assert probes[0].skip is not None and "SCTP" in probes[0].skip
+
+
+CLUSTER = live_cluster.ClusterInventory(inventory=INV, hosts=HOSTS)
+
+
+@pytest.mark.parametrize("destination", ["x/b", "10.0.0.2", "192.0.2.9"])
+def test_a_named_port_the_destination_lacks_is_refused_before_any_probe(destination: str) -> None:
+    """Planning runs before any Job is created: a typo'd --port ends the run there."""
+    with pytest.raises(live_run.LiveError) as caught:
+        live_run.plan_pair(CLUSTER, source_ref="x/a", destination_ref=destination, default_namespace="x",
+                           specs=[queries.PortSpec("htp", None)])
+    assert caught.value.exit_code == exitcodes.USAGE
+    assert str(caught.value).startswith("bad port 'htp'")
+
+
+def test_a_named_port_no_matrix_pod_declares_is_refused() -> None:
+    with pytest.raises(live_run.LiveError) as caught:
+        live_run.plan_matrix(CLUSTER, namespace="x", keys=None, specs=[queries.PortSpec("htp", "TCP")])
+    assert caught.value.exit_code == exitcodes.USAGE
+    assert "no destination declares a container port of that name" in str(caught.value)

@@ -57,7 +57,7 @@ def test_ip_block_except_is_matched_against_pod_ips_and_flagged_cni_dependent(
     check_case("ip_block")
 
 
-def test_self_and_host_network_traffic_is_undefined(check_case: CheckCase) -> None:
+def test_host_network_traffic_is_undefined_and_a_pod_always_reaches_itself(check_case: CheckCase) -> None:
     check_case("undefined")
 
 

@@ -63,7 +63,7 @@ def test_named_port_request_reports_the_number_it_resolved_to_per_destination(
     assert records["x/client", "x/web3"]["expected"] == "undefined"
     assert (records["x/client", "x/web3"]["port"], records["x/client", "x/web3"]["protocol"]) == (None, None)
     assert records["x/web3", "x/web3"]["because"] == [
-        "a pod's traffic to itself (loopback) is not defined by NetworkPolicy"]
+        "a pod can always reach itself: NetworkPolicy cannot block a pod's traffic to itself"]
 
 
 def test_default_ports_are_container_ports_plus_ports_of_rules_that_can_apply(tmp_path: pathlib.Path) -> None:
@@ -99,9 +99,9 @@ def test_table_output_is_a_truth_table_per_port_with_a_legend(named_ports_file: 
     assert lines[0] == "port 80/TCP"
     assert lines[1].split() == ["FROM", "\\", "TO",
                                 "x/client", "x/other", "x/web1", "x/web2", "x/web3", "x/web4"]
-    assert lines[2].split() == ["x/client", "?", "✓", "✓", "✗", "✗", "✗"]
+    assert lines[2].split() == ["x/client", "✓", "✓", "✓", "✗", "✗", "✗"]
     assert "port 8080/TCP" in lines
-    assert lines[lines.index("port 8080/TCP") + 2].split() == ["x/client", "?", "✓", "✗", "✓", "✗", "✗"]
+    assert lines[lines.index("port 8080/TCP") + 2].split() == ["x/client", "✓", "✓", "✗", "✓", "✗", "✗"]
     assert lines[-1] == schema.LEGEND
 
 
@@ -117,10 +117,17 @@ def test_unknown_namespace_is_not_found(named_ports_file: pathlib.Path) -> None:
     assert line == "Error: namespace nope is not in the input"
 
 
-@pytest.mark.parametrize("port", ["80/XYZ", "0", "70000", "Http", "80/", "a_b", "/TCP", "toolongportname1"])
+@pytest.mark.parametrize("port", ["80/XYZ", "0", "70000", "Http", "80/", "a_b", "/TCP", "toolongportname1",
+                                  "80-90", "80:90", "80,81", "-1", "abc"])
 def test_bad_port_is_a_one_line_usage_error(named_ports_file: pathlib.Path, port: str) -> None:
     line = one_line_error(run("--offline", str(named_ports_file), "--port", port), exitcodes.USAGE)
     assert line.startswith(f"Error: bad port {port!r}")
+
+
+def test_a_port_name_no_destination_declares_is_a_typo_not_a_result(named_ports_file: pathlib.Path) -> None:
+    line = one_line_error(run("--offline", str(named_ports_file), "--port", "htp"), exitcodes.USAGE)
+    assert line.startswith("Error: bad port 'htp': no destination declares a container port of that name")
+    assert "http/TCP" in line  # what the destinations do declare
 
 
 def test_missing_file_is_a_one_line_usage_error(tmp_path: pathlib.Path) -> None:
@@ -148,8 +155,8 @@ def test_dash_reads_the_export_from_stdin() -> None:
     stdin = "kind: Pod\nmetadata: {name: a, namespace: x}\n---\nkind: Pod\nmetadata: {name: b, namespace: x}"
     records = results(run("--offline", "-", "--port", "80", "-o", "json", stdin=stdin))
     assert [(record["from"], record["to"], record["expected"]) for record in records] == [
-        ("x/a", "x/a", "undefined"), ("x/a", "x/b", "allow"),
-        ("x/b", "x/a", "allow"), ("x/b", "x/b", "undefined")]
+        ("x/a", "x/a", "allow"), ("x/a", "x/b", "allow"),
+        ("x/b", "x/a", "allow"), ("x/b", "x/b", "allow")]
 
 
 def test_warnings_go_to_stderr_and_finished_pods_are_left_out() -> None:

@@ -16,6 +16,7 @@ import pathlib
 import socket
 import ssl
 import threading
+import time
 from typing import Any, Optional
 
 from cryptography import x509
@@ -52,10 +53,18 @@ def make_ca(tmp: pathlib.Path, label: str) -> tuple[pathlib.Path, pathlib.Path, 
     return cert_file, key_file, ca.public_bytes(serialization.Encoding.PEM)
 
 
-def kubeconfig(path: pathlib.Path, server: str, *, ca_pem: Optional[bytes] = None) -> pathlib.Path:
-    """A kubeconfig with a token user; without ``ca_pem`` it skips TLS verification."""
-    tls = (f"certificate-authority-data: {base64.b64encode(ca_pem).decode()}" if ca_pem
-           else "insecure-skip-tls-verify: true")
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def kubeconfig(path: pathlib.Path, server: str, *, ca_pem: Optional[bytes] = None,
+               client: Optional[tuple[pathlib.Path, pathlib.Path]] = None) -> pathlib.Path:
+    """A kubeconfig with a token user, or with ``client`` (cert, key) embedded as
+    client-certificate-data/client-key-data; without ``ca_pem`` it skips TLS verification."""
+    tls = f"certificate-authority-data: {_b64(ca_pem)}" if ca_pem else "insecure-skip-tls-verify: true"
+    user = "{token: not-a-valid-token}" if client is None else (
+        f"{{client-certificate-data: {_b64(client[0].read_bytes())}, "
+        f"client-key-data: {_b64(client[1].read_bytes())}}}")
     path.write_text(f"""apiVersion: v1
 kind: Config
 clusters:
@@ -65,7 +74,7 @@ clusters:
     {tls}
 users:
 - name: someone
-  user: {{token: not-a-valid-token}}
+  user: {user}
 contexts:
 - name: broken
   context: {{cluster: broken, user: someone, namespace: shop}}
@@ -98,6 +107,12 @@ class Server:
         self._open: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
+
+    def wait_for_connection(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._open and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self._open, "the client never connected"
 
     @property
     def url(self) -> str:

@@ -26,6 +26,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 COMMANDS = [
     ["drops", "web"],
     ["drops", "deploy/web", "--count", "1"],
+    ["tcp", "web"],  # a gadget that came later: the guard in root.py covers it unchanged
     ["policy-test", "--from", "shop/a", "--to", "shop/b", "--port", "80"],
     ["policy-test", "-n", "shop"],
     ["list"],

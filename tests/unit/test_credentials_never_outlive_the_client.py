@@ -35,7 +35,8 @@ def server_and_config(tmp_path: pathlib.Path) -> Iterator[tuple[api_servers.Serv
 def start_client(config: pathlib.Path, temp_dir: pathlib.Path) -> subprocess.Popen[str]:
     env = dict(os.environ, TMPDIR=str(temp_dir))
     argv = [sys.executable, "-m", "kubectl_bpf", "drops", "web", "--kubeconfig", str(config)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env=env)
 
 
 def test_the_library_still_looks_up_the_function_we_replace() -> None:

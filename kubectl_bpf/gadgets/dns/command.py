@@ -1,7 +1,8 @@
 """``kubectl-bpf dns``: options to a RunSpec, then one of two fronts.
 
 On a cluster the targets are resolved to pods and nodes and a Job per node
-runs the agent (cluster.py); with ``--local`` the agent runs in this process
+runs the agent (drops/on_cluster.py, with cluster.py's renderer and search
+lists); with ``--local`` the agent runs in this process
 on this host, without Kubernetes.
 """
 
@@ -53,6 +54,8 @@ def run_local(run_spec: spec.RunSpec, *, output: str) -> int:
               show_default=True, help="DNS bytes kept per packet; longer answers are marked partial.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
               metavar="SECONDS", help="Period of the JSON stats records.")
+@click.option("--cluster-domain", default="cluster.local", show_default=True, metavar="DOMAIN",
+              help="The kubelet's cluster domain, for search lists derived from pod specs.")
 @click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table",
               show_default=True, help="json: JSON lines, one record per line; yaml: with --dry-run.")
 @options.tracer_options(job_kind="tracer")
@@ -62,11 +65,10 @@ def dns(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str], k
         kube_context: Optional[str], namespace: Optional[str], request_timeout: Optional[float],
         local: bool, pids: tuple[int, ...], netns_paths: tuple[str, ...], container_ids: tuple[str, ...],
         ports: tuple[int, ...], timeout_s: float, duration: Optional[float], count: Optional[int],
-        snap_bytes: int, interval: float, output: str, tracer: settings.SessionOptions,
+        snap_bytes: int, interval: float, cluster_domain: str, output: str, tracer: settings.SessionOptions,
         dry_run: bool) -> None:
-    r"""Show every DNS lookup of pods: answer, error, latency, and the ones never answered.
+    """Show every DNS lookup of pods: answer, error, latency, and the ones never answered.
 
-    \b
     It sees the pod's own traffic, in both directions: a BPF socket filter
     on a packet socket opened inside each target pod's network namespace
     passes only DNS (UDP and TCP port 53, plus --port) to the agent, which
@@ -75,7 +77,6 @@ def dns(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str], k
     lookups of one name through the pod's search list (ndots) are shown as
     one chain, with the suffix that answered and the time wasted before it.
 
-    \b
     TARGET is POD, pod/NAME, deploy/NAME, sts/NAME or ds/NAME; or use
     -l SELECTOR. With --local, capture on this host instead
     (--pid/--netns/--container-id; none: this host's own netns).
@@ -98,4 +99,12 @@ def dns(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str], k
         raise click.UsageError("--pid/--netns/--container-id need --local; on a cluster name pods")
     if not refs and not selector:
         raise click.UsageError("name a target: POD, deploy/NAME, ... or -l SELECTOR")
-    raise click.UsageError("dns on a cluster is not available yet: use --local on the node")
+    from kubectl_bpf.gadgets.dns import cluster  # noqa: PLC0415 -- the Kubernetes client, if needed
+    from kubectl_bpf.gadgets.drops import on_cluster  # noqa: PLC0415
+
+    kube_options = options.to_kube_options(kubeconfig=kubeconfig, kube_context=kube_context,
+                                           namespace=namespace, request_timeout=request_timeout)
+    ctx.exit(on_cluster.run_cluster(run_spec, refs=refs, selector=selector, kube_options=kube_options,
+                                    tracer=tracer, output=output, dry_run=dry_run,
+                                    view_type=cluster.DnsClusterOutput,
+                                    prepare=cluster.prepare_search(cluster_domain)))

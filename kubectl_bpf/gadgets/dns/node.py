@@ -219,7 +219,8 @@ class DnsGadget:
             entry.close()
         if not self._captures:
             raise errors.TargetNotFoundError("no network namespace to capture in: the target is gone")
-        self.search.update(self._given_search(target))
+        for inode, given in self._given_search(target).items():
+            self.search.setdefault(inode, given)  # the pod's own file, when readable, is the truth
         self._tracker = lookups.Tracker(timeout_s=self.params.timeout_s, search=self.search)
         obj.map("armed").update(b"\0\0\0\0", struct.pack("<I", 1))
         return loader.AttachInfo(hook=HOOK, load_ms=(time.monotonic() - started) * 1000,

@@ -22,6 +22,8 @@ from kubectl_bpf.protocol import exitcodes, spec
 
 # (pod index, output=, aggregate=) -> the renderer of the merged stream
 ViewType = Callable[..., cluster.ClusterOutput]
+# Adds what a gadget needs from the resolved pods to its RunSpec (dns: the search lists).
+Prepare = Callable[[client.Kube, targets.Resolution, spec.RunSpec], spec.RunSpec]
 
 
 def build_session(kube: client.Kube, run_spec: spec.RunSpec, resolution: targets.Resolution,
@@ -34,7 +36,8 @@ def build_session(kube: client.Kube, run_spec: spec.RunSpec, resolution: targets
 
 def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Optional[str],
                 kube_options: client.KubeOptions, tracer: settings.SessionOptions, output: str,
-                dry_run: bool, view_type: ViewType = cluster.ClusterOutput) -> int:
+                dry_run: bool, view_type: ViewType = cluster.ClusterOutput,
+                prepare: Optional[Prepare] = None) -> int:
     """Resolve, start one Job per node, stream until every agent ended. Shared
     by the gadgets that trace targets: view_type renders their records."""
     try:
@@ -42,6 +45,8 @@ def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Opti
         resolution = targets.resolve(kube, refs, selector=selector)
         for warning in resolution.warnings:
             click.echo(f"kubectl-bpf: warning: {warning}", err=True)
+        if prepare is not None:
+            run_spec = prepare(kube, resolution, run_spec)
         live_session = build_session(kube, run_spec, resolution, tracer)
         if dry_run:
             sys.stdout.write(yaml.safe_dump_all(live_session.jobs, sort_keys=False))

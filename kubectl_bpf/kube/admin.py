@@ -57,10 +57,23 @@ class GcResult:
 def list_sessions(kube: client.Kube, job_namespace: str, *,
                   now: Optional[datetime.datetime] = None) -> list[Session]:
     """Every tracer Job in the namespace with its state, oldest first."""
+    jobs.check_permissions(kube, list_access(job_namespace))
     now = now or _now()
     pods = _managed_pods(kube, job_namespace)
     infos = jobs.find_jobs(kube, job_namespace, labels.managed_selector())
     return [_session(info, pods, now) for info in infos]
+
+
+def list_access(job_namespace: str) -> list[jobs.Access]:
+    """What ``kubectl bpf list`` reads."""
+    return [jobs.Access("list", "jobs", job_namespace, group="batch"),
+            jobs.Access("list", "pods", job_namespace)]
+
+
+def gc_access(job_namespace: str) -> list[jobs.Access]:
+    """What ``kubectl bpf gc`` reads and removes."""
+    return [*list_access(job_namespace), jobs.Access("delete", "jobs", job_namespace, group="batch"),
+            jobs.Access("delete", "pods", job_namespace)]
 
 
 def gc(kube: client.Kube, job_namespace: str, *, all_sessions: bool = False,
@@ -70,6 +83,7 @@ def gc(kube: client.Kube, job_namespace: str, *, all_sessions: bool = False,
     ``older_than_s`` if given, every Job with ``all_sessions``, and pods
     labelled managed-by whose Job is gone. A running session of another
     user is left alone unless ``all_sessions`` or ``older_than_s`` says so."""
+    jobs.check_permissions(kube, gc_access(job_namespace))
     now = now or _now()
     pods = _managed_pods(kube, job_namespace)
     deleted_jobs: list[str] = []
@@ -105,14 +119,18 @@ def setup_objects(job_namespace: str = jobs.DEFAULT_JOB_NAMESPACE) -> list[dict[
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": USER_ROLE, "labels": dict(managed)},
         "rules": [
-            # Resolving targets; list across namespaces names the peers of drops (optional).
+            # Resolving targets; list across namespaces names the peers of drops (optional)
+            # and is policy-test's inventory.
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
-            # Telling "namespace not found" from "pod not found".
-            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
-            # node/NAME targets, the Windows check and the Ready warning.
-            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+            # get: "namespace not found" vs "pod not found"; list: policy-test's inventory.
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]},
+            # policy-test evaluates every NetworkPolicy of the cluster.
+            {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["list"]},
+            # node/NAME targets, the Windows check and the Ready warning; list: completion.
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]},
+            # get: workload targets; list: completion of deploy/NAME, sts/NAME, ds/NAME.
             {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
-             "verbs": ["get"]},
+             "verbs": ["get", "list"]},
         ],
     }
     role = {

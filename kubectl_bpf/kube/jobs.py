@@ -120,7 +120,8 @@ class Access:
         resource = f"{self.resource}.{self.group}" if self.group else self.resource
         if self.subresource:
             resource += f"/{self.subresource}"
-        return f"{self.verb} {resource} in namespace \"{self.namespace}\""
+        where = f"in namespace \"{self.namespace}\"" if self.namespace else "in all namespaces"
+        return f"{self.verb} {resource} {where}"
 
 
 def run_limit_s(request: JobRequest) -> float:
@@ -328,10 +329,17 @@ def required_access(job_namespace: str, target_namespaces: Sequence[str] = ()) -
 
 
 def check_access(kube: client.Kube, job_namespace: str, *, target_namespaces: Sequence[str] = ()) -> None:
-    """Ask the API server (SelfSubjectAccessReview) for every permission a
-    session needs before creating anything; PermissionDeniedError names each
-    missing one. A review that itself fails proves nothing and is skipped."""
-    needed = required_access(job_namespace, target_namespaces)
+    """Every permission a session needs (required_access), checked before
+    anything is created."""
+    check_permissions(kube, required_access(job_namespace, target_namespaces))
+
+
+def check_permissions(kube: client.Kube, needed: Sequence[Access]) -> None:
+    """Ask the API server (SelfSubjectAccessReview) for each permission at once;
+    PermissionDeniedError names every missing one, so a user fixes them in one
+    round. A review that itself fails proves nothing and is skipped."""
+    if not needed:
+        return
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(needed)) as pool:
         answers = list(pool.map(lambda access: _allowed(kube, access), needed))
     missing = [str(access) for access, allowed in zip(needed, answers) if allowed is False]

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, Optional
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from kubectl_bpf.kube import client, errors
+from kubectl_bpf.kube import client, errors, jobs
 
 PAGE_SIZE = 500  # objects per list call: bounded memory and response size on big clusters
 
@@ -32,6 +32,11 @@ def list_all(call: Callable[..., Any], what: str, *, call_options: Optional[Mapp
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return items
+
+
+# What namespaces_pods_and_policies reads: cluster-wide lists ("" is every namespace).
+INVENTORY_ACCESS = (jobs.Access("list", "namespaces", ""), jobs.Access("list", "pods", ""),
+                    jobs.Access("list", "networkpolicies", "", group="networking.k8s.io"))
 
 
 def namespaces_pods_and_policies(kube: client.Kube) -> tuple[list[dict[str, Any]], ...]:

@@ -41,7 +41,7 @@ from kubectl_bpf.gadgets.policy_test import (
     schema,
     spec_file,
 )
-from kubectl_bpf.kube import client, errors, settings
+from kubectl_bpf.kube import client, errors, jobs, listing, settings
 from kubectl_bpf.protocol import exitcodes
 
 # Records per write: one write per record makes a 1,000-pod matrix several times slower.
@@ -202,6 +202,9 @@ def run_live(request: LiveRequest, *, kube_options: client.KubeOptions,
     """Read, plan, probe, judge, render; returns the exit code."""
     try:
         kube = client.connect(kube_options)
+        # Every permission of the run at once, before the first list: the inventory's
+        # cluster-wide reads and the probe session's (the targets' own are in the session's check).
+        jobs.check_permissions(kube, [*listing.INVENTORY_ACCESS, *jobs.required_access(tracer.job_namespace)])
         cluster = live_cluster.read_inventory(kube)
         plan = _plan(kube, cluster, request)
         for warning in plan.warnings:

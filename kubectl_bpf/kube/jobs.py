@@ -387,7 +387,9 @@ def _allowed(kube: client.Kube, access: Access) -> Optional[bool]:
             "spec": {"resourceAttributes": attributes}}
     try:
         review = kube.authz.create_self_subject_access_review(body, **kube.call_options())
-    except ApiException:
+    except ApiException as exc:
+        if exc.status == 401:  # no review will pass: the credentials themselves are refused
+            raise errors.from_api_exception(exc, "checking permissions") from exc
         return None
     return bool(review.status.allowed) if review.status is not None else None
 

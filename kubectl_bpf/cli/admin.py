@@ -19,11 +19,11 @@ job_namespace_option = click.option(
     help="Namespace of the tracer Jobs.")
 
 
-def _connected(kubeconfig: Optional[str], kube_context: Optional[str], namespace: Optional[str],
+def _connected(kubeconfig: Optional[str], kube_context: Optional[str],
                request_timeout: Optional[float], action: Callable[[client.Kube], int]) -> int:
     try:
         kube = client.connect(options.to_kube_options(kubeconfig=kubeconfig, kube_context=kube_context,
-                                                      namespace=namespace, request_timeout=request_timeout))
+                                                      namespace=None, request_timeout=request_timeout))
         return action(kube)
     except errors.KubeError as exc:
         raise cli_errors.CommandError(str(exc), exit_code=exc.exit_code) from exc
@@ -40,10 +40,10 @@ def _age(seconds: float) -> str:
 
 
 @click.command("list")
-@options.kube_options
+@options.connection_options
 @job_namespace_option
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def list_command(*, kubeconfig: Optional[str], kube_context: Optional[str], namespace: Optional[str],
+def list_command(*, kubeconfig: Optional[str], kube_context: Optional[str],
                  request_timeout: Optional[float], job_namespace: str, output: str) -> None:
     """List tracing sessions (their Jobs) and their state."""
 
@@ -64,16 +64,16 @@ def list_command(*, kubeconfig: Optional[str], kube_context: Optional[str], name
                   s.job_name] for s in sessions]))
         return 0
 
-    sys.exit(_connected(kubeconfig, kube_context, namespace, request_timeout, action))
+    sys.exit(_connected(kubeconfig, kube_context, request_timeout, action))
 
 
 @click.command("gc")
-@options.kube_options
+@options.connection_options
 @job_namespace_option
 @click.option("--all", "all_sessions", is_flag=True, help="Also stop and remove sessions still running.")
-@click.option("--older-than", type=options.DURATION_TYPE, metavar="DURATION",
+@click.option("--older-than", type=options.AGE_TYPE, metavar="DURATION",
               help="Also remove running sessions older than this, e.g. 2h.")
-def gc_command(*, kubeconfig: Optional[str], kube_context: Optional[str], namespace: Optional[str],
+def gc_command(*, kubeconfig: Optional[str], kube_context: Optional[str],
                request_timeout: Optional[float], job_namespace: str, all_sessions: bool,
                older_than: Optional[float]) -> None:
     """Remove what tracing sessions left: finished or expired Jobs, orphan pods."""
@@ -84,15 +84,15 @@ def gc_command(*, kubeconfig: Optional[str], kube_context: Optional[str], namesp
         click.echo("\n".join(f"{name} deleted" for name in removed) if removed else "nothing to remove")
         return 0
 
-    sys.exit(_connected(kubeconfig, kube_context, namespace, request_timeout, action))
+    sys.exit(_connected(kubeconfig, kube_context, request_timeout, action))
 
 
 @click.command("setup")
-@options.kube_options
+@options.connection_options
 @job_namespace_option
 @click.option("--print", "print_only", is_flag=True, help="Print the objects as YAML; change nothing.")
 @click.option("--apply", "apply", is_flag=True, help="Create or update them (needs cluster-admin).")
-def setup_command(*, kubeconfig: Optional[str], kube_context: Optional[str], namespace: Optional[str],
+def setup_command(*, kubeconfig: Optional[str], kube_context: Optional[str],
                   request_timeout: Optional[float], job_namespace: str, print_only: bool,
                   apply: bool) -> None:
     """The job namespace (PodSecurity privileged) and RBAC for people who use the plugin."""
@@ -106,4 +106,4 @@ def setup_command(*, kubeconfig: Optional[str], kube_context: Optional[str], nam
         click.echo("\n".join(admin.apply_setup(kube, job_namespace)))
         return 0
 
-    sys.exit(_connected(kubeconfig, kube_context, namespace, request_timeout, action))
+    sys.exit(_connected(kubeconfig, kube_context, request_timeout, action))

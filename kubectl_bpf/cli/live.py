@@ -45,6 +45,8 @@ class StopRequests:
 
     def __enter__(self) -> "StopRequests":
         for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # nohup's SIGHUP: ignoring it was asked for (SIGINT is restored in cli.root)
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

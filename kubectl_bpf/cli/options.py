@@ -38,13 +38,20 @@ def parse_duration(text: str) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
+# The longest duration any flag takes: a week outlasts any incident, while
+# 99999999999h became an activeDeadlineSeconds of 3.6e14 and timeouts that overflow.
+MAX_DURATION_S = 7 * 24 * 3600.0
+
+
 class DurationType(click.ParamType):  # type: ignore[type-arg]
-    """A kubectl duration in seconds; zero only where it means "none"."""
+    """A kubectl duration in seconds; zero only where it means "none"; at
+    most ``maximum_s`` (None: unbounded, for ages such as gc --older-than)."""
 
     name = "duration"
 
-    def __init__(self, *, allow_zero: bool = False) -> None:
+    def __init__(self, *, allow_zero: bool = False, maximum_s: Optional[float] = MAX_DURATION_S) -> None:
         self._allow_zero = allow_zero
+        self._maximum_s = maximum_s
 
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
         try:
@@ -53,23 +60,32 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(exc), param, ctx)
         if seconds < 0 or (seconds == 0 and not self._allow_zero):
             self.fail(f"{value!r} is not a positive duration", param, ctx)
+        if self._maximum_s is not None and seconds > self._maximum_s:
+            self.fail(f"{value!r} is longer than the limit of {self._maximum_s / 3600:g}h", param, ctx)
         return seconds
 
 
 DURATION_TYPE = DurationType()
 TIMEOUT_TYPE = DurationType(allow_zero=True)
+AGE_TYPE = DurationType(maximum_s=None)
 
 
 def kube_options(command: F) -> F:
     """kubectl's connection flags, passed to the command as keyword arguments
     (``kubeconfig``, ``kube_context``, ``namespace``, ``request_timeout``)."""
+    command = connection_options(command)
+    return click.option("-n", "--namespace", metavar="NS",
+                        help="Namespace of the targets (default: the context's, else 'default').")(command)
+
+
+def connection_options(command: F) -> F:
+    """kube_options without -n, for commands that have no targets (list, gc,
+    setup work in --job-namespace): a -n there would be accepted and ignored."""
     decorators = [
         click.option("--kubeconfig", metavar="PATH",
                      help="Kubeconfig file (default: $KUBECONFIG, which may list several, "
                           "or ~/.kube/config)."),
         click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context to use."),
-        click.option("-n", "--namespace", metavar="NS",
-                     help="Namespace of the targets (default: the context's, else 'default')."),
         click.option("--request-timeout", type=TIMEOUT_TYPE, metavar="DURATION",
                      help="Timeout of each API request, e.g. 10s (0: none)."),
     ]
@@ -104,6 +120,10 @@ def to_kube_options(*, kubeconfig: Optional[str], kube_context: Optional[str], n
                               request_timeout_s=request_timeout or None)
 
 
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
 DEFAULT_IMAGE = f"localhost/kubectl-bpf/agent:{kubectl_bpf.__version__}"
 
 
@@ -114,6 +134,11 @@ def tracer_options(*, job_kind: str) -> Callable[[F], F]:
     def decorate(command: F) -> F:
         @functools.wraps(command)
         def with_settings(*args: Any, **kwargs: Any) -> Any:
+            duration, max_duration = kwargs.get("duration"), kwargs["max_duration"]
+            if duration is not None and duration > max_duration:
+                # A ceiling that a longer --duration silently raised would be no ceiling.
+                raise click.UsageError(f"--duration {_seconds(duration)} is longer than --max-duration "
+                                       f"{_seconds(max_duration)}; raise --max-duration to trace longer")
             kwargs["tracer"] = settings.SessionOptions(
                 image=kwargs.pop("image"), job_namespace=kwargs.pop("job_namespace"),
                 privileged=kwargs.pop("privileged"), start_timeout_s=kwargs.pop("start_timeout"),

@@ -9,6 +9,7 @@ are folded into one line here as well.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from typing import Optional
 
@@ -31,6 +32,8 @@ COMMANDS = {
 }
 
 
+SHORT_HELP_LIMIT = 300  # characters of a command's first sentence in the group help: never cut
+
 GUARDED = "_kubectl_bpf_guarded"  # marks a callback already wrapped (commands are module singletons)
 
 
@@ -51,6 +54,17 @@ class LazyGroup(click.Group):
             setattr(command.callback, GUARDED, True)
         return command
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's whole first sentence, wrapped: click cuts it at one
+        line with "...", which left policy-test's description meaningless."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=SHORT_HELP_LIMIT)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 @click.group(cls=LazyGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -59,8 +73,20 @@ def cli() -> None:
     """eBPF for Kubernetes incident response: which packets did the kernel drop, and why."""
 
 
+def accept_interrupts() -> None:
+    """Make Ctrl-C (SIGINT) work from the first instant. A shell without job
+    control starts background commands with SIGINT ignored, and Python keeps
+    an inherited SIG_IGN: the start-up (imports, target resolution) then
+    ignored SIGINT and the session ran on to --max-duration. kubectl stops on
+    SIGINT in the same situation, and so do we. SIGHUP ignored by nohup is
+    left ignored: that is what nohup asked for."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: runs the group, folds click errors into one line."""
+    accept_interrupts()
     errors.quiet_libraries()
     try:
         code = cli.main(args=argv, prog_name="kubectl-bpf", standalone_mode=False)

@@ -45,8 +45,16 @@ KINDS = {
     "node": NODE, "nodes": NODE, "no": NODE,
 }
 WORKLOADS = (DEPLOYMENT, STATEFULSET, DAEMONSET)
+# kubectl kinds we cannot trace: "svc/web" must be refused as a kind, not read
+# as pod "web" in a namespace "svc" (NS/POD is accepted, see parse_target).
+OTHER_KINDS = frozenset({
+    "svc", "service", "services", "job", "jobs", "job.batch", "cronjob", "cronjobs", "cj", "rs",
+    "replicaset", "replicasets", "rc", "replicationcontroller", "ns", "namespace", "namespaces",
+    "cm", "configmap", "configmaps", "secret", "secrets", "ing", "ingress", "ingresses", "ep",
+    "endpoints", "sa", "serviceaccount", "pvc", "pv", "netpol", "networkpolicy"})
 # DNS-1123 subdomain: what pod, workload and node names may be.
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS-1123 label
 
 
 class TargetSyntaxError(errors.KubeError):
@@ -62,8 +70,11 @@ class TargetRef:
 
     kind: str
     name: str
+    namespace: Optional[str] = None  # NS/POD: the pod's own namespace instead of -n's
 
     def __str__(self) -> str:
+        if self.namespace is not None:
+            return f"{self.namespace}/{self.name}"
         return f"-l {self.name}" if self.kind == SELECTOR else f"{self.kind}/{self.name}"
 
 
@@ -103,11 +114,15 @@ class Resolution:
 
 
 def parse_target(text: str) -> TargetRef:
-    """``NAME`` (a pod), ``KIND/NAME`` with kubectl's kind spellings."""
+    """``NAME`` (a pod), ``KIND/NAME`` with kubectl's kind spellings, or
+    ``NS/POD`` as policy-test takes it. A kind spelling wins over a namespace
+    of the same name (``node/x`` is a node), as in kubectl."""
     kind_text, slash, name = text.strip().partition("/")
     if not slash:
         kind_text, name = POD, kind_text
     kind = KINDS.get(kind_text.lower())
+    if kind is None and kind_text not in OTHER_KINDS and _NAMESPACE.match(kind_text) and _NAME.match(name):
+        return TargetRef(POD, name, namespace=kind_text)
     if kind is None:
         raise TargetSyntaxError(
             f"unsupported target kind {kind_text!r} in {text!r}: use NAME, pod/NAME, deploy/NAME, "
@@ -222,7 +237,7 @@ class _Resolver:
         if ref.kind == NODE:
             self._add_node(ref.name)
         elif ref.kind == POD:
-            pod = self._read_pod(ref.name)
+            pod = self._read_pod(ref.name, ref.namespace or self._namespace)
             problem = self._untraceable(pod)
             if problem is not None:
                 raise errors.TargetStateError(f"{_describe_pod(pod)} {problem}")
@@ -289,15 +304,15 @@ class _Resolver:
             return f"runs on Windows node \"{node}\": eBPF tracing needs a Linux node"
         return None
 
-    def _read_pod(self, name: str) -> Any:
+    def _read_pod(self, name: str, namespace: str) -> Any:
         try:
-            return self._kube.core.read_namespaced_pod(name, self._namespace, **self._kube.call_options())
+            return self._kube.core.read_namespaced_pod(name, namespace, **self._kube.call_options())
         except ApiException as exc:
             if exc.status == 404:
-                self._check_namespace()
+                self._check_namespace(namespace)
             raise errors.from_api_exception(
-                exc, f"reading pod \"{name}\" in namespace \"{self._namespace}\"",
-                not_found=f"pod \"{name}\" not found in namespace \"{self._namespace}\"") from exc
+                exc, f"reading pod \"{name}\" in namespace \"{namespace}\"",
+                not_found=f"pod \"{name}\" not found in namespace \"{namespace}\"") from exc
 
     def _list_pods(self, label_selector: str) -> list[Any]:
         try:
@@ -335,15 +350,16 @@ class _Resolver:
             raise errors.TargetStateError(f"{ref.kind} \"{ref.name}\" has an empty pod selector")
         return selector, f"{ref.kind} \"{ref.name}\" (selector \"{selector}\")"
 
-    def _check_namespace(self) -> None:
-        """Raise NotFoundError if the namespace itself is missing: "pod not
-        found" would send the user looking for the wrong thing. A forbidden
-        read proves nothing and is ignored."""
+    def _check_namespace(self, namespace: Optional[str] = None) -> None:
+        """Raise NotFoundError if the namespace (default: -n's) itself is
+        missing: "pod not found" would send the user looking for the wrong
+        thing. A forbidden read proves nothing and is ignored."""
+        namespace = namespace or self._namespace
         try:
-            self._kube.core.read_namespace(self._namespace, **self._kube.call_options())
+            self._kube.core.read_namespace(namespace, **self._kube.call_options())
         except ApiException as exc:
             if exc.status == 404:
-                raise errors.NotFoundError(f"namespace \"{self._namespace}\" not found") from exc
+                raise errors.NotFoundError(f"namespace \"{namespace}\" not found") from exc
 
     # -- nodes --
 

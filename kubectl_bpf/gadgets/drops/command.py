@@ -89,10 +89,10 @@ def drops(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str],
           count: Optional[int], reasons: tuple[str, ...], aggregate: bool, interval: float,
           rate_limit: int, ring_kib: int, output: str, list_reasons: bool,
           tracer: settings.SessionOptions, dry_run: bool) -> None:
-    r"""Show the packets the kernel dropped to or from pods, and why.
+    """Show the packets the kernel dropped to or from pods, and why.
 
     \b
-    TARGET is POD, pod/NAME, deploy/NAME, sts/NAME, ds/NAME or node/NAME
+    TARGET is POD, NS/POD, pod/NAME, deploy/NAME, sts/NAME, ds/NAME or node/NAME
     (every drop on that node); or use -l SELECTOR. One tracer Job runs per
     node and the streams are merged. With --local, trace this host instead
     (--pid/--netns/--container-id/--ip; none: every drop on the host).

@@ -94,7 +94,7 @@ def policy_test(*, offline_file: str | None, source_ref: str | None, destination
                 output: Literal["table", "json"], junit_file: str | None, kubeconfig: str | None,
                 kube_context: str | None, request_timeout: float | None,
                 tracer: settings.SessionOptions) -> None:
-    r"""Expected reachability between pods under the NetworkPolicies, with the deciding
+    """Expected reachability between pods under the NetworkPolicies, with the deciding
     rules; live, also the observed one, with the kernel's evidence of every surprise.
 
     \b

@@ -61,11 +61,11 @@ def tcp(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str], k
         ips: tuple[str, ...], duration: Optional[float], count: Optional[int], aggregate: bool,
         interval: float, retransmit_gap: float, evidence: bool, ring_kib: int, output: str,
         tracer: settings.SessionOptions, dry_run: bool) -> None:
-    r"""Show why pods' TCP connections fail: refused, timed out, reset,
+    """Show why pods' TCP connections fail: refused, timed out, reset,
     retransmitted, each with the kernel's reason and the drop behind it.
 
     \b
-    TARGET is POD, pod/NAME, deploy/NAME, sts/NAME, ds/NAME or node/NAME;
+    TARGET is POD, NS/POD, pod/NAME, deploy/NAME, sts/NAME, ds/NAME or node/NAME;
     or use -l SELECTOR. One tracer Job runs per node and the streams are
     merged. With --local, trace this host instead (--pid/--netns/
     --container-id/--ip; none: every TCP socket on the host).

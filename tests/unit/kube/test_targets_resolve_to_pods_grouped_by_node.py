@@ -47,6 +47,7 @@ def test_references_parse_with_kubectl_spellings(text: str, kind: str, name: str
 @pytest.mark.parametrize(("text", "message"), [
     ("svc/web", "unsupported target kind 'svc'"),
     ("job/x", "unsupported target kind 'job'"),
+    ("Shop/web", "unsupported target kind 'Shop'"),
     ("pod/", "invalid pod name ''"),
     ("Web", "invalid pod name 'Web'"),
     ("deploy/a_b", "invalid deployment name 'a_b'"),
@@ -175,6 +176,22 @@ def test_namespace_argument_overrides_the_connection_default(kube: client.Kube, 
     cluster.namespaces.add("other")
     cluster.add_pod(pod_json("web", namespace="other"))
     assert targets.resolve(kube, ["web"], namespace="other").pods[0].namespace == "other"
+
+
+def test_ns_slash_pod_names_a_pod_in_its_own_namespace(kube: client.Kube, cluster: FakeCluster) -> None:
+    """As policy-test's --from/--to take it; kinds still win (node/x is a node)."""
+    cluster.namespaces.add("other")
+    cluster.add_pod(pod_json("web", namespace="other"))
+    cluster.add_pod(pod_json("api"))
+    assert targets.parse_target("other/web") == targets.TargetRef(targets.POD, "web", namespace="other")
+    assert targets.parse_target("node/web").kind == targets.NODE
+    pods = targets.resolve(kube, ["other/web", "api"]).pods
+    assert sorted(pod.ref for pod in pods) == ["other/web", "shop/api"]
+
+
+def test_ns_slash_pod_in_a_missing_namespace_names_the_namespace(kube: client.Kube) -> None:
+    with pytest.raises(errors.NotFoundError, match='namespace "nowhere" not found'):
+        targets.resolve(kube, ["nowhere/web"])
 
 
 def test_host_network_pod_is_allowed_with_a_warning(kube: client.Kube, cluster: FakeCluster) -> None:

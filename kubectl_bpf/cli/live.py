@@ -56,11 +56,12 @@ class StopRequests:
 
 
 def run_session(live: session.Session, *, on_record: Callable[[str, dict[str, Any]], None],
-                on_idle: Optional[Callable[[], None]] = None, max_wait_s: Optional[float] = None) -> int:
+                on_idle: Optional[Callable[[], None]] = None, max_wait_s: Optional[float] = None,
+                on_finished: Optional[Callable[[session.NodeFinished], None]] = None) -> int:
     """Start, stream every record to ``on_record(node, record)`` (``on_idle`` when
-    the stream pauses) until each node finished, stop
-    on signals; returns the exit code. ``max_wait_s`` bounds the whole stream
-    (a backstop in case an agent never ends)."""
+    the stream pauses, ``on_finished`` when a node's stream is over) until each
+    node finished, stop on signals; returns the exit code. ``max_wait_s`` bounds
+    the whole stream (a backstop in case an agent never ends)."""
     exit_code = exitcodes.OK
     with StopRequests() as stops:
         try:
@@ -83,6 +84,8 @@ def run_session(live: session.Session, *, on_record: Callable[[str, dict[str, An
                     if isinstance(item, session.NodeFinished):
                         if item.error:
                             click.echo(f"kubectl-bpf: error: {item.node}: {item.error}", err=True)
+                        if on_finished is not None:
+                            on_finished(item)
                         exit_code = max(exit_code, item.exit_code)
                     elif item is None:
                         (on_idle or sys.stdout.flush)()

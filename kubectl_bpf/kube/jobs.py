@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Optional
 
+import urllib3.exceptions
 from kubernetes.client.rest import ApiException
 
 from kubectl_bpf.kube import client, errors, labels
@@ -282,6 +283,32 @@ def delete_pod(kube: client.Kube, namespace: str, name: str, *,
             return False
         raise errors.from_api_exception(exc, f"deleting pod \"{name}\" in namespace \"{namespace}\"") from exc
     return True
+
+
+def deleted_part(kube: client.Kube, namespace: str, job_name: str, pod: Optional[str]) -> Optional[str]:
+    """"job" when the Job is gone or being deleted, else "pod" when its pod
+    is, else None: what someone else removed when an agent stopped on a
+    signal this client did not send. None as well when the API cannot say."""
+    options = kube.call_options()
+    try:
+        job = kube.batch.read_namespaced_job(job_name, namespace, **options)
+        if job.metadata is not None and job.metadata.deletion_timestamp is not None:
+            return "job"
+    except ApiException as exc:
+        if exc.status == 404:
+            return "job"
+        return None
+    except (urllib3.exceptions.HTTPError, OSError):
+        return None
+    if pod is None:
+        return None
+    try:
+        found = kube.core.read_namespaced_pod(pod, namespace, **options)
+    except ApiException as exc:
+        return "pod" if exc.status == 404 else None
+    except (urllib3.exceptions.HTTPError, OSError):
+        return None
+    return "pod" if found.metadata is not None and found.metadata.deletion_timestamp is not None else None
 
 
 def find_jobs(kube: client.Kube, namespace: str, selector: str) -> list[JobInfo]:

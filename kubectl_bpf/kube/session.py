@@ -27,7 +27,7 @@ import urllib3
 from kubernetes.client import rest as k8s_rest
 
 from kubectl_bpf.kube import client, errors, jobs, labels, logs, settings, targets, watch
-from kubectl_bpf.protocol import codec, exitcodes, spec, stream
+from kubectl_bpf.protocol import codec, exitcodes, records, spec, stream
 
 LEASE_RENEW_S = 10.0  # several renewals fit in the agent's lease TTL, even if one call fails
 STOP_GRACE_S = 20.0  # how long a graceful stop waits for every node's summary and end
@@ -48,11 +48,19 @@ class NodeRecord:
 
 @dataclasses.dataclass(frozen=True)
 class NodeFinished:
-    """A node's stream is over: ``error`` is None when its ``end`` arrived."""
+    """A node's stream is over: ``error`` is None when its ``end`` arrived and
+    the run ended as asked; ``ended`` says whether the ``end`` record came
+    (a renderer of JSON lines adds ``error`` and ``end`` records when not)."""
 
     node: str
     error: Optional[str]
     exit_code: int
+    ended: bool = False
+
+
+# What the agent's summary says when someone else deleted the Job or the pod:
+# stopped_by names the deletion, the signal the agent saw moves to "signal".
+STOPPED_BY = {"job": "job-deleted", "pod": "pod-deleted"}
 
 
 Item = Union[NodeRecord, NodeFinished]
@@ -176,9 +184,21 @@ class Session:
                                         stream=record_stream, read_timeout_s=self._read_timeout_s)
         error: Optional[str] = None
         exit_code = exitcodes.OK
+        outside: Optional[str] = None  # "job" or "pod": what someone else deleted
         try:
-            for record in run.follower.records():
+            for agent_record in run.follower.records():
+                record = agent_record
+                if record.get("type") == records.SUMMARY and self._signalled_by_others(record):
+                    outside = self._deleted_part(run)
+                    if outside is not None:
+                        record = {**record, "stopped_by": STOPPED_BY[outside], "signal": record["stopped_by"]}
+                elif record.get("type") == records.END and outside is not None:
+                    record = {**record, "exit_code": exitcodes.STOPPED_OUTSIDE}
                 self._put(NodeRecord(node, record))
+        except logs.PodGoneError as exc:
+            error, exit_code = str(exc), exc.exit_code
+            if not self._stopping:
+                outside = self._deleted_part(run) or "pod"
         except errors.KubeError as exc:
             error, exit_code = str(exc), exc.exit_code
         except codec.ProtocolError as exc:
@@ -186,6 +206,12 @@ class Session:
         result = record_stream.finish()
         if error is None and result.end is not None:
             exit_code = int(result.end.get("exit_code", exitcodes.OK))
+        if outside is None and error is None and result.truncated and not self._closing.is_set() \
+                and not self._stopping:
+            outside = self._deleted_part(run)
+        if outside is not None:
+            error, exit_code = self._outside_message(run, outside, ended=result.end is not None), \
+                exitcodes.STOPPED_OUTSIDE
         if error is None and result.truncated and not self._closing.is_set():
             failure = watch.diagnose(self._kube, self._options.job_namespace, run.pod)
             error = failure.message if failure is not None else result.describe()
@@ -194,7 +220,26 @@ class Session:
             self._on_progress(f"{node}: warning: {result.missing} records never arrived ({result.gaps} gaps; "
                               "the kubelet rotated the log faster than it was read); the summary counts "
                               "are exact, the lines are not complete")
-        self._put(NodeFinished(node, error, exit_code))
+        self._put(NodeFinished(node, error, exit_code, ended=result.end is not None))
+
+    def _deleted_part(self, run: NodeRun) -> Optional[str]:
+        return jobs.deleted_part(self._kube, self._options.job_namespace, run.job_name, run.pod)
+
+    def _signalled_by_others(self, summary: dict[str, Any]) -> bool:
+        """The agent stopped on a signal (the pod's termination) this client
+        did not ask for: someone deleted the Job or the pod."""
+        return str(summary.get("stopped_by", "")).startswith("SIG") and not self._stopping
+
+    def _outside_message(self, run: NodeRun, part: str, *, ended: bool) -> str:
+        namespace = self._options.job_namespace
+        if part == "job":
+            what = (f"tracer job {namespace}/{run.job_name} was deleted by someone else "
+                    "(kubectl delete job, or kubectl bpf gc --all from another shell)")
+        else:
+            what = (f"tracer pod {namespace}/{run.pod} was deleted by someone else "
+                    "(kubectl delete pod, or a node drain)")
+        return f"stopped from outside: {what}; " + (
+            "the records up to the stop are complete" if ended else "the agent was killed before its summary")
 
     def _put(self, item: Item) -> None:
         """Waits while the renderer is QUEUED_RECORDS behind (the log stream then

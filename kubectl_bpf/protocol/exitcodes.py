@@ -18,4 +18,8 @@ TARGET_STATE = 7  # the target exists but cannot be traced (not Running, no IP, 
 # failure, credentials rejected (401), or a kubeconfig that cannot be read at all.
 # Nothing was created. Client-side only: the agent never talks to the API server.
 UNREACHABLE = 8
+# The session was stopped from outside this client: someone deleted its tracer Job
+# (kubectl delete job, kubectl bpf gc --all from another shell) or its pod (kubectl
+# delete pod, a drain). The records up to the stop are complete; the run is not.
+STOPPED_OUTSIDE = 9
 INTERRUPTED = 130  # forced stop by a second Ctrl-C (128 + SIGINT)

@@ -71,7 +71,10 @@ class GadgetSummary(Counts):
 
 
 class Summary(GadgetSummary):
-    stopped_by: str  # duration, count, max-duration, lease-expired, or the signal name
+    # duration, count, max-duration, lease-expired, or the signal name; the client
+    # replaces a signal it did not send with job-deleted or pod-deleted (the signal
+    # then moves to a "signal" field): someone else stopped the session.
+    stopped_by: str
 
 
 class Error(TypedDict):

@@ -18,10 +18,11 @@ from typing import Any, Optional, Sequence
 
 import click
 
+from kubectl_bpf import protocol
 from kubectl_bpf.cli import render
 from kubectl_bpf.gadgets.drops import output as output_mod
 from kubectl_bpf.gadgets.drops import schema
-from kubectl_bpf.kube import targets
+from kubectl_bpf.kube import session, targets
 from kubectl_bpf.protocol import records
 
 TOP_FLOWS = 20  # enough for a terminal, and exact: the counts come from the kernel's flow map
@@ -152,6 +153,7 @@ class ClusterOutput:
         self._flows: dict[str, dict[str, Any]] = {}
         self.summary = MergedSummary()
         self._flushed_at = 0.0
+        self._last_seq: dict[str, int] = {}  # per node: the seq the client's own records continue
 
     def live_columns(self, wide: bool) -> list[tuple[str, render.Formatter, int]]:
         return output_mod.live_columns(wide)
@@ -167,6 +169,7 @@ class ClusterOutput:
 
     def handle(self, node: str, record: dict[str, Any]) -> None:
         record_type = record.get("type")
+        self._last_seq[node] = int(record.get("seq") or 0)
         if record_type == records.PREFLIGHT:
             self._index.learn_preflight(node, record)
         enriched = self.enrich_record(node, record)
@@ -180,6 +183,22 @@ class ClusterOutput:
             self._progress(node, record)
         if time.monotonic() - self._flushed_at > FLUSH_PERIOD_S:
             self.flush()
+
+    def finished(self, item: session.NodeFinished) -> None:
+        """A node's stream is over. JSON readers rely on ``end`` being last:
+        when the agent's never came (the log could not be read again, the pod
+        was killed), the client's own diagnosis follows as an ``error`` and an
+        ``end`` record, marked ``origin: client``."""
+        if not self._json or item.ended or item.error is None:
+            return
+        seq = self._last_seq.get(item.node, 0)
+        common = {"v": protocol.PROTOCOL_VERSION, "node": item.node, "origin": "client"}
+        for record in ({**common, "seq": seq + 1, "type": records.ERROR, "message": item.error,
+                        "exit_code": item.exit_code},
+                       {**common, "seq": seq + 2, "type": records.END, "status": "error",
+                        "exit_code": item.exit_code}):
+            sys.stdout.write(JSON_ENCODER.encode(record) + "\n")
+        self.flush()
 
     def flush(self) -> None:
         """Called when the stream goes idle, and every FLUSH_PERIOD_S under load:

@@ -53,7 +53,8 @@ def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Opti
             return exitcodes.OK
         index = cluster.PodIndex(resolution.groups, targets.peer_names(kube))
         view = view_type(index, output=output, aggregate=bool(run_spec.params.get("aggregate")))
-        code = live.run_session(live_session, on_record=view.handle, on_idle=view.flush)
+        code = live.run_session(live_session, on_record=view.handle, on_idle=view.flush,
+                                on_finished=view.finished)
         view.finish()
         return code
     except errors.KubeError as exc:

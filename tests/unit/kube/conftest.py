@@ -316,6 +316,12 @@ class FakeBatch:
             raise api_error(404, f'jobs.batch "{name}" not found')
         return None
 
+    def read_namespaced_job(self, name: str, namespace: str, **_: Any) -> Any:
+        job = self.c.jobs.get((namespace, name))
+        if job is None:
+            raise api_error(404, f'jobs.batch "{name}" not found')
+        return model("V1Job", job)
+
     def list_namespaced_job(self, namespace: str, label_selector: Optional[str] = None, **_: Any) -> Any:
         self.c.record("list_namespaced_job", namespace, label_selector)
         items = [job for (ns, _name), job in sorted(self.c.jobs.items())

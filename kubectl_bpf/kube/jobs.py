@@ -37,8 +37,10 @@ LEASE_FILE = f"{PODINFO_DIR}/annotations"  # downwardAPI metadata.annotations (a
 AGENT_CAPABILITIES = ("BPF", "PERFMON", "SYS_PTRACE", "SYSLOG")
 # Per agent gadget, on top of AGENT_CAPABILITIES. The probe gadget enters the
 # source pod's netns with setns(2), which needs CAP_SYS_ADMIN (over the netns's
-# owning user namespace, here the host's); the drops gadget only reads.
-GADGET_CAPABILITIES: dict[str, tuple[str, ...]] = {"probe": ("SYS_ADMIN",)}
+# owning user namespace, here the host's); the drops gadget only reads. The
+# dns gadget enters each target's netns the same way to open a packet socket
+# there (AF_PACKET: NET_RAW).
+GADGET_CAPABILITIES: dict[str, tuple[str, ...]] = {"probe": ("SYS_ADMIN",), "dns": ("SYS_ADMIN", "NET_RAW")}
 # containerd 1.6.20's RuntimeDefault allowed bpf() with CAP_BPF in our test,
 # but Docker's default profile (and runtimes that copied it) refuse bpf()
 # without CAP_SYS_ADMIN; Unconfined costs less privilege than SYS_ADMIN.

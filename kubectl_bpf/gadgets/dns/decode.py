@@ -16,7 +16,7 @@ import collections
 import dataclasses
 import socket
 import struct
-from typing import Optional
+from typing import NamedTuple, Optional
 
 UDP, TCP = "udp", "tcp"
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
@@ -37,7 +37,8 @@ CLASSES = {1: "IN", 3: "CH", 4: "HS", 254: "NONE", 255: "ANY"}
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
           6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE", 16: "BADVERS"}
 # Printable label bytes kept as they are; the rest as \DDD (RFC 4343 presentation format).
-PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*/+=@:")
+PLAIN_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*/+=@:"
+PLAIN = frozenset(PLAIN_BYTES)
 
 
 class MalformedError(ValueError):
@@ -60,8 +61,7 @@ def rcode_name(number: int) -> str:
     return RCODES.get(number, f"RCODE{number}")
 
 
-@dataclasses.dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """One IP packet's transport part. seq and flags only for TCP."""
 
     family: int  # 4 or 6
@@ -129,23 +129,20 @@ def parse_packet(data: bytes, ethertype: int) -> Segment:
     raise MalformedError(f"IP protocol {proto} is neither UDP nor TCP")
 
 
-@dataclasses.dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     name: str
     type: str
     ttl: int
     data: str  # the address, the target name, or "<N bytes>" for types not decoded
 
 
-@dataclasses.dataclass(frozen=True)
-class Edns:
+class Edns(NamedTuple):
     udp_size: int
     version: int
     dnssec_ok: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     id: int
     response: bool
     opcode: int
@@ -165,42 +162,48 @@ class Message:
 
 
 def _name(data: bytes, offset: int) -> tuple[str, int]:
-    """The name at offset, and the offset just past it in the record."""
-    labels: list[str] = []
+    """The name at offset, and the offset just past it in the record. Bounded:
+    at most MAX_POINTERS jumps, and every label adds to the 255-octet limit."""
+    labels: list[bytes] = []
     end = -1
-    wire = 0
-    for _ in range(MAX_POINTERS + MAX_NAME):
-        if offset >= len(data):
+    wire = hops = 0
+    size = len(data)
+    while True:
+        if offset >= size:
             raise _Cut("name runs past the data")
         length = data[offset]
-        if length & 0xC0 == 0xC0:
-            if offset + 1 >= len(data):
+        if length == 0:
+            break
+        if length >= 0xC0:
+            if offset + 1 >= size:
                 raise _Cut("cut compression pointer")
             target = (length & 0x3F) << 8 | data[offset + 1]
             if end < 0:
                 end = offset + 2
-            if target >= offset:
+            hops += 1
+            if target >= offset or hops > MAX_POINTERS:
                 raise MalformedError("compression pointer does not point backwards")
             offset = target
             continue
         if length & 0xC0:
             raise MalformedError(f"label type {length >> 6:#x}")
-        if length == 0:
-            return ".".join(labels) or ".", end if end >= 0 else offset + 1
         wire += length + 1
         if wire > MAX_NAME:
             raise MalformedError("name longer than 255 octets")
-        label = data[offset + 1:offset + 1 + length]
-        if len(label) < length:
+        start, offset = offset + 1, offset + 1 + length
+        if offset > size:
             raise _Cut("label runs past the data")
-        labels.append(_label(label))
-        offset += 1 + length
-    raise MalformedError("too many compression pointers")
+        labels.append(data[start:offset])
+    after = end if end >= 0 else offset + 1
+    if not labels:
+        return ".", after
+    raw = b".".join(labels)
+    if len(raw.translate(None, PLAIN_BYTES)) == len(labels) - 1:  # only the joining dots left: all plain
+        return raw.decode("ascii"), after
+    return ".".join(_label(label) for label in labels), after
 
 
 def _label(raw: bytes) -> str:
-    if all(byte in PLAIN for byte in raw):
-        return raw.decode("ascii")
     return "".join(chr(byte) if byte in PLAIN else f"\\{byte:03d}" for byte in raw)
 
 

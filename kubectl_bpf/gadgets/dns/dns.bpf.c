@@ -25,7 +25,8 @@
 #define IPV6_DSTOPTS 60
 #define IPV6_MAX_EXT_HEADERS 4
 #define IP_MF_OFFSET_MASK 0x1fff
-#define TCP_MAX_HEADER 60
+#define PACKET_OUTGOING_ 4
+#define LOOPBACK_IFINDEX 1
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -125,6 +126,10 @@ int dns_filter(struct __sk_buff *skb)
 
 	on = bpf_map_lookup_elem(&armed, &zero);
 	if (!on || !*on)
+		return 0;
+	/* Loopback hands every packet to packet sockets twice: leaving, then
+	 * arriving. Only the arriving copy is kept (its ifindex is 1 in every netns). */
+	if (skb->pkt_type == PACKET_OUTGOING_ && skb->ifindex == LOOPBACK_IFINDEX)
 		return 0;
 	l4 = l4_offset(skb, &proto);
 	if (l4 < 0 || (proto != PROTO_UDP && proto != PROTO_TCP))

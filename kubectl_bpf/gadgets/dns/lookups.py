@@ -22,17 +22,19 @@ made-up messages. The rules:
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from kubectl_bpf.gadgets.dns import decode, schema
 
 UNANSWERED = "UNANSWERED"
 MAX_PENDING = 65536  # lookups awaiting an answer; beyond it the oldest is declared UNANSWERED
+MAX_TALLIES = 10000  # names (or servers) tallied one by one; the rest together as OTHER
+OTHER = "(other)"
 
 
-@dataclasses.dataclass(frozen=True)
-class Observed:
+class Observed(NamedTuple):
     """A DNS message seen in a target netns, with where it went."""
 
     time: float  # wall clock, seconds
@@ -76,8 +78,14 @@ class _Chain:
     idle_since: float = 0.0
 
 
+_SECOND: list[Any] = [-1, ""]  # the last whole second formatted: records come many per second
+
+
 def iso_time(wall: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1e6):06d}Z"
+    second = int(wall)
+    if second != _SECOND[0]:
+        _SECOND[0], _SECOND[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_SECOND[1]}.{int((wall - second) * 1e6):06d}Z"
 
 
 def dots(name: str) -> int:
@@ -94,7 +102,12 @@ def percentile(values: list[float], fraction: float) -> Optional[float]:
 
 
 class Tally:
-    """Per name or per server: queries, rcodes, unanswered, latencies."""
+    """Per name or per server: queries, rcodes, unanswered, latencies. The
+    counts are exact; the percentiles come from at most MAX_SAMPLES latencies
+    (exact below that, a uniform reservoir sample above), so an agent that
+    runs for hours keeps a bounded memory."""
+
+    MAX_SAMPLES = 4096
 
     def __init__(self) -> None:
         self.lookups = 0
@@ -102,21 +115,32 @@ class Tally:
         self.rcodes: dict[str, int] = {}
         self.unanswered = 0
         self.latencies: list[float] = []
+        self._answered = 0
+        self._random = random.Random(self.MAX_SAMPLES)  # seeded: the same stream gives the same report
+        self.max_ms: Optional[float] = None
 
     def add(self, record: schema.DnsRecord) -> None:
         self.lookups += 1
         self.queries += 1 + record["retries"]
         self.rcodes[record["rcode"]] = self.rcodes.get(record["rcode"], 0) + 1
+        latency = record["latency_ms"]
         if record["rcode"] == UNANSWERED:
             self.unanswered += 1
-        elif record["latency_ms"] is not None:
-            self.latencies.append(record["latency_ms"])
+        elif latency is not None:
+            self._answered += 1
+            self.max_ms = latency if self.max_ms is None else max(self.max_ms, latency)
+            if len(self.latencies) < self.MAX_SAMPLES:
+                self.latencies.append(latency)
+            else:
+                slot = self._random.randrange(self._answered)
+                if slot < self.MAX_SAMPLES:
+                    self.latencies[slot] = latency
 
     def to_record(self, key: str) -> schema.TallyRecord:
         return {"key": key, "lookups": self.lookups, "queries": self.queries,
                 "rcodes": dict(sorted(self.rcodes.items())), "unanswered": self.unanswered,
                 "p50_ms": percentile(self.latencies, 0.5), "p99_ms": percentile(self.latencies, 0.99),
-                "max_ms": round(max(self.latencies), 3) if self.latencies else None}
+                "max_ms": None if self.max_ms is None else round(self.max_ms, 3)}
 
 
 class Tracker:
@@ -251,8 +275,14 @@ class Tracker:
         return out
 
     def _tally(self, record: schema.DnsRecord) -> None:
-        self.per_name.setdefault(record["name"].lower(), Tally()).add(record)
-        self.per_server.setdefault(f"{record['server']}:{record['server_port']}", Tally()).add(record)
+        for table, key in ((self.per_name, record["name"].lower()),
+                           (self.per_server, f"{record['server']}:{record['server_port']}")):
+            tally = table.get(key)
+            if tally is None:
+                # past MAX_TALLIES (random subdomains, say): bounded memory, exact totals
+                slot = key if len(table) < MAX_TALLIES else OTHER
+                tally = table.get(slot) or table.setdefault(slot, Tally())
+            tally.add(record)
 
     def _completed(self, lookup: _Lookup, now: float, *, positive: bool) -> list[dict[str, Any]]:
         assert lookup.record is not None

@@ -135,3 +135,17 @@ def test_resolv_conf_gives_search_and_ndots_as_glibc_reads_them() -> None:
            "options ndots:5 timeout:1 # comment\n"
     assert lookups.parse_resolv_conf(text) == (("ns.svc.cluster.local", "svc.cluster.local"), 5)
     assert lookups.parse_resolv_conf("nameserver 1.1.1.1\n") == ((), 1)
+
+
+def test_memory_is_bounded_but_counts_stay_exact(monkeypatch: Any) -> None:
+    monkeypatch.setattr(lookups, "MAX_TALLIES", 3)
+    monkeypatch.setattr(lookups.Tally, "MAX_SAMPLES", 50)
+    tracker = lookups.Tracker(timeout_s=1.0, search={})
+    for index in range(1000):
+        ask(tracker, index, index, f"n{index % 10}.test", answer=True, after=0.001 * (1 + index % 100))
+    names, _ = tracker.tallies(10)
+    assert len(names) == 3 + 1 and sum(tally["lookups"] for tally in names) == 1000
+    other = next(tally for tally in names if tally["key"] == lookups.OTHER)
+    assert other["lookups"] == 1000 - 3 * 100
+    assert all(len(tally.latencies) <= 50 for tally in tracker.per_name.values())
+    assert other["max_ms"] == 100.0 and 20.0 <= other["p50_ms"] <= 80.0

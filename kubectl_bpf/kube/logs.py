@@ -44,6 +44,12 @@ CONNECT_TIMEOUT_S = 10.0
 # Reconnects in a row without a single new line before giving up; with the
 # backoff doubling from 0.5 s (capped at 8 s) that is about 15 s of retrying.
 MAX_RECONNECTS = 5
+# ...and not before this long without new output either: a kubelet restart
+# (the container keeps running, its log is unreadable meanwhile) took longer
+# than 15 s, and ended a healthy session with "the agent may be stuck".
+# Sessions pass their lease TTL plus a margin: by then the agent has stopped
+# by itself, and its summary is waiting in the log once the kubelet answers.
+STALL_S = 60.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
 
@@ -75,7 +81,9 @@ class LogFollower:
                  connect_timeout_s: float = CONNECT_TIMEOUT_S, max_reconnects: int = MAX_RECONNECTS,
                  backoff_base_s: float = BACKOFF_BASE_S, resume_margin_s: float = RESUME_MARGIN_S,
                  should_stop: Callable[[], bool] = _never,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, stall_s: float = STALL_S,
+                 on_progress: Callable[[str], None] = lambda _text: None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._kube = kube
         self.namespace = namespace
         self.pod = pod
@@ -88,6 +96,9 @@ class LogFollower:
         self._resume_margin_s = resume_margin_s
         self._should_stop = should_stop
         self._clock = clock  # wall clock: compared with the node's log timestamps
+        self._stall_s = stall_s
+        self._on_progress = on_progress  # retry and resume notes for stderr
+        self._monotonic = monotonic
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._response: Any = None
@@ -115,6 +126,7 @@ class LogFollower:
         stream keeps breaking without progress, ProtocolError on a version
         mismatch."""
         failures = 0
+        stalled_since = self._monotonic()  # the last time a line arrived
         final = False  # the container has terminated: one last read without follow
         while not self._stopping():
             progress = (self.stream.last_seq, self.stream.noise_lines)
@@ -122,6 +134,10 @@ class LogFollower:
                 yield from self._read_once(follow=not final)
             except _Broken as broken:
                 self.last_break = str(broken)
+            progressed = (self.stream.last_seq, self.stream.noise_lines) != progress
+            if progressed and failures >= 2:
+                self._on_progress(f"log stream resumed after {self._monotonic() - stalled_since:.0f}s; "
+                                  "lines read twice are dropped, a gap would be reported")
             if self.stream.ended or self._stopping():
                 return
             if final:
@@ -134,16 +150,22 @@ class LogFollower:
                                                  if self.stream.last_seq is not None else ""))
             if state == "terminated":
                 final = True
-            elif (self.stream.last_seq, self.stream.noise_lines) == progress:
+            elif not progressed:
                 failures += 1
-                if failures > self._max_reconnects:
+                stalled_s = self._monotonic() - stalled_since
+                if failures > self._max_reconnects and stalled_s >= self._stall_s:
                     raise errors.KubeError(
                         f"log stream of tracer pod {self.namespace}/{self.pod} broke {failures} times "
-                        f"without new output (last: {self.last_break or 'EOF'}); the agent may be stuck")
+                        f"in {stalled_s:.0f}s without new output (last: {self.last_break or 'EOF'}, "
+                        f"container {state}); the kubelet or the agent is not answering")
+                if failures == 2:  # one break is routine (rotation, a proxy); two in a row are news
+                    self._on_progress(f"log stream lost ({self.last_break or 'EOF'}); retrying for up to "
+                                      f"{self._stall_s:.0f}s (a kubelet restart is ridden out)")
                 if self._closed.wait(min(self._backoff_base_s * 2 ** (failures - 1), BACKOFF_MAX_S)):
                     return
             else:
                 failures = 0
+                stalled_since = self._monotonic()
             self.reconnects += 1
             self.stream.restart()
 

@@ -30,6 +30,9 @@ from kubectl_bpf.kube import client, errors, jobs, labels, logs, settings, targe
 from kubectl_bpf.protocol import codec, exitcodes, records, spec, stream
 
 LEASE_RENEW_S = 10.0  # several renewals fit in the agent's lease TTL, even if one call fails
+# A log that stays unreadable is waited for up to the agent's lease TTL plus this:
+# the agent stops by itself at the TTL, and its summary then waits in the log.
+STALL_MARGIN_S = 30.0
 STOP_GRACE_S = 20.0  # how long a graceful stop waits for every node's summary and end
 # Records waiting for the renderer (~2.4 KB each): a client slower than the agents
 # used to grow without bound (1 GB in a 100k/s flood). Bounded, the backlog stays in
@@ -181,7 +184,9 @@ class Session:
         record_stream = stream.RecordStream()
         assert run.pod is not None
         run.follower = logs.LogFollower(self._kube, self._options.job_namespace, run.pod,
-                                        stream=record_stream, read_timeout_s=self._read_timeout_s)
+                                        stream=record_stream, read_timeout_s=self._read_timeout_s,
+                                        stall_s=max(logs.STALL_S, self._options.lease_ttl_s + STALL_MARGIN_S),
+                                        on_progress=self._progress_of(node))
         error: Optional[str] = None
         exit_code = exitcodes.OK
         outside: Optional[str] = None  # "job" or "pod": what someone else deleted

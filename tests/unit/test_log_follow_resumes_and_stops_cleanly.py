@@ -173,10 +173,47 @@ def test_a_deleted_pod_raises_with_the_last_seq() -> None:
 
 def test_a_stream_that_keeps_breaking_without_progress_gives_up() -> None:
     core = FakeCore([FakeResponse([lines(1, 2)])] + [FakeResponse([]) for _ in range(10)], ["running"])
-    reader = follower(core, max_reconnects=3)
-    with pytest.raises(errors.KubeError, match="broke 4 times without new output"):
+    reader = follower(core, max_reconnects=3, stall_s=0.0)
+    with pytest.raises(errors.KubeError, match="broke 4 times in 0s without new output"):
         list(reader.records())
     assert len(core.log_calls) == 5  # the first read, then 1 + 3 retries without progress
+
+
+class Ticking:
+    """A monotonic clock that advances ``step_s`` on every reading."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now, self.step_s = 0.0, step_s
+
+    def __call__(self) -> float:
+        self.now += self.step_s
+        return self.now
+
+
+def test_a_kubelet_restart_is_ridden_out_and_resumed_without_duplicates() -> None:
+    """The container keeps running while its kubelet restarts: ~40 s of
+    refused and failing log requests, then the log answers again from
+    before the break. More breaks than max_reconnects, but within stall_s."""
+    kubelet_down = k8s_exceptions.ApiException(status=502, reason="Bad Gateway")
+    refused = urllib3.exceptions.MaxRetryError(None, "/log", "connection refused")  # type: ignore[arg-type]
+    outage: list[Union[FakeResponse, Exception]] = [kubelet_down, refused] * 4
+    core = FakeCore([FakeResponse([lines(1, 3)], then=urllib3.exceptions.ProtocolError("reset")), *outage,
+                     FakeResponse([lines(1, 6, end=True)])], ["running"])
+    notes: list[str] = []
+    reader = follower(core, max_reconnects=3, stall_s=60.0, monotonic=Ticking(5.0), on_progress=notes.append)
+    assert seqs(list(reader.records())) == list(range(1, 8))
+    assert reader.stream.finish().end is not None
+    assert any("retrying for up to 60s" in note for note in notes), notes
+    assert any("log stream resumed" in note for note in notes), notes
+
+
+def test_a_log_unreadable_past_the_stall_limit_fails_with_the_container_state() -> None:
+    kubelet_down = k8s_exceptions.ApiException(status=502, reason="Bad Gateway")
+    core = FakeCore([FakeResponse([lines(1, 1)])] + [kubelet_down] * 50, ["running"])
+    reader = follower(core, max_reconnects=3, stall_s=60.0, monotonic=Ticking(5.0))
+    with pytest.raises(errors.KubeError, match=r"without new output .*container running"):
+        list(reader.records())
+    assert 10 < len(core.log_calls) < 20  # retried past max_reconnects, for about stall_s
 
 
 def test_a_stream_that_makes_progress_keeps_being_resumed() -> None:

@@ -153,6 +153,7 @@ class ClusterOutput:
         self._flows: dict[str, dict[str, Any]] = {}
         self.summary = MergedSummary()
         self._flushed_at = 0.0
+        self._shown: dict[str, int] = {}  # event records actually written, per node
         self._last_seq: dict[str, int] = {}  # per node: the seq the client's own records continue
 
     def live_columns(self, wide: bool) -> list[tuple[str, render.Formatter, int]]:
@@ -179,6 +180,8 @@ class ClusterOutput:
             sys.stdout.write(JSON_ENCODER.encode(enriched) + "\n")
         elif record_type == self.event_type:
             self._live.row(enriched)
+        if record_type == self.event_type:
+            self._shown[node] = self._shown.get(node, 0) + 1
         else:
             self._progress(node, record)
         if time.monotonic() - self._flushed_at > FLUSH_PERIOD_S:
@@ -229,12 +232,17 @@ class ClusterOutput:
 
     def summary_lines(self) -> list[str]:
         totals = self.summary.totals()
+        # "shown" is what this client wrote: the agents' event count includes
+        # records lost in transport (a log rotated before it was read).
+        shown = sum(self._shown.get(node, 0) for node in self.summary.nodes)
+        totals["transport_lost"] = max(0, totals["events"] - shown)
+        totals["events"] = shown
         lines = ["", output_mod.summary_text(totals)]
         peers = self.summary.by_peer(self._index)
         if peers:
             lines += ["", render.table(["POD", "PEER", "DROPS"], [list(row) for row in peers[:TOP_FLOWS]])]
         if len(self.summary.nodes) > 1:
-            rows = [[node, s.get("drops"), s.get("events"), s.get("lost"), s.get("suppressed")]
+            rows = [[node, s.get("drops"), self._shown.get(node, 0), s.get("lost"), s.get("suppressed")]
                     for node, s in sorted(self.summary.nodes.items())]
             lines += ["", render.table(["NODE", "DROPS", "SHOWN", "LOST", "SUPPRESSED"], rows)]
         return lines

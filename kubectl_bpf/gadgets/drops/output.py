@@ -76,6 +76,8 @@ def summary_text(summary: dict[str, Any]) -> str:
     """The end-of-run report: exact totals, then counts by reason and top flows."""
     lines = [f"{summary['drops']} drops in {summary['duration_s']:.1f}s: {summary['events']} shown, "
              f"{summary['suppressed']} suppressed, {summary['lost']} lost"
+             + (f", {summary['transport_lost']} lost in transport (the node's log rotated before it was "
+                "read)" if summary.get("transport_lost") else "")
              + (f", {summary['missed']} missed by the kernel" if summary.get("missed") else "")
              + (f", {summary['unaccounted']} UNACCOUNTED" if summary.get("unaccounted") else "")]
     reasons = summary.get("reasons") or {}

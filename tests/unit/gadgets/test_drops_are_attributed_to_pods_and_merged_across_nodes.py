@@ -3,6 +3,10 @@ belongs to, who the peer is, and exact totals merged from several nodes."""
 
 from __future__ import annotations
 
+import io
+
+import pytest
+
 from kubectl_bpf.gadgets.drops import cluster
 from kubectl_bpf.kube import targets
 
@@ -69,3 +73,22 @@ def test_on_a_whole_node_any_known_pod_is_named() -> None:
     pods = cluster.PodIndex([targets.NodeGroup("n3", (), whole_node=True)], PEERS)
     assert pods.pod_of("n3", {"netns": 1, "src": "10.0.0.9", "dst": "10.9.9.9"}) == "shop/client"
     assert pods.pod_of("n3", {"netns": 1, "src": "10.9.9.8", "dst": "10.9.9.9"}) is None
+
+
+def test_shown_counts_the_lines_written_not_the_agents_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood where one record was lost in transport: the agent emitted 4,
+    3 reached the table, and the summary says 3 shown, 1 lost in transport."""
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    view = cluster.ClusterOutput(index(), output="table", aggregate=False)
+    for seq in (2, 3, 5):  # seq 4 never arrived
+        view.handle("n1", {"v": 1, "seq": seq, "type": "drop", "netns": 4026532001, "src": "10.0.0.9",
+                           "dst": "10.0.0.5", "protocol": "UDP", "reason": "NO_SOCKET"})
+    view.handle("n1", {"v": 1, "seq": 6, "type": "summary", "drops": 4, "events": 4, "lost": 0,
+                       "suppressed": 0, "missed": 0, "unaccounted": 0, "duration_s": 1.0,
+                       "reasons": {"NO_SOCKET": 4}, "flows": [], "flow_count": 0})
+    view.finish()
+    text = out.getvalue()
+    rows = [line for line in text.splitlines() if "NO_SOCKET" in line and line.startswith("n1")]
+    assert len(rows) == 3
+    assert "4 drops in 1.0s: 3 shown, 0 suppressed, 0 lost, 1 lost in transport" in text

@@ -176,12 +176,12 @@ class ClusterOutput:
         enriched = self.enrich_record(node, record)
         if record_type == records.SUMMARY:
             self.summary.add(node, record)
+        if record_type == self.event_type:
+            self._shown[node] = self._shown.get(node, 0) + 1
         if self._json:
             sys.stdout.write(JSON_ENCODER.encode(enriched) + "\n")
         elif record_type == self.event_type:
             self._live.row(enriched)
-        if record_type == self.event_type:
-            self._shown[node] = self._shown.get(node, 0) + 1
         else:
             self._progress(node, record)
         if time.monotonic() - self._flushed_at > FLUSH_PERIOD_S:

@@ -9,6 +9,8 @@
 - anything else: NXDOMAIN.
 Every answer is delayed by the number of milliseconds in the DNS_DELAY_MS
 environment variable (latency tests also delay packets with tc netem).
+DNS_ANSWER (comma-separated names) adds names answered like ``*.ok.test``
+(the e2e test's Service-like names in its own namespace).
 Prints ``ready`` once both sockets listen.
 """
 
@@ -24,6 +26,8 @@ import time
 A, AAAA, CNAME = 1, 28, 5
 UDP_LIMIT = 512
 BIG_ANSWERS = 40
+ANSWERED = {"api.example.com", "web.ns.svc.cluster.local",
+            *(name.strip().lower() for name in os.environ.get("DNS_ANSWER", "").split(",") if name.strip())}
 
 
 def parse_question(data: bytes) -> tuple[int, int, str, int, int]:
@@ -52,7 +56,7 @@ def answer(data: bytes, *, tcp: bool) -> bytes | None:
         return None
     question = data[12:end]
     rcode, records = 0, []
-    if name.endswith(".ok.test") or name in ("api.example.com", "web.ns.svc.cluster.local"):
+    if name.endswith(".ok.test") or name in ANSWERED:
         if qtype == A:
             records = [record(A, socket.inet_aton("192.0.2.10"))]
         elif qtype == AAAA:

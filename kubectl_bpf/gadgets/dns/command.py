@@ -77,8 +77,8 @@ def dns(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str], k
     lookups of one name through the pod's search list (ndots) are shown as
     one chain, with the suffix that answered and the time wasted before it.
 
-    TARGET is POD, pod/NAME, deploy/NAME, sts/NAME or ds/NAME; or use
-    -l SELECTOR. With --local, capture on this host instead
+    TARGET is POD, NS/POD, pod/NAME, deploy/NAME, sts/NAME or ds/NAME; or
+    use -l SELECTOR. With --local, capture on this host instead
     (--pid/--netns/--container-id; none: this host's own netns).
     """
     if output == "yaml" and not dry_run:
@@ -101,6 +101,15 @@ def dns(ctx: click.Context, *, refs: tuple[str, ...], selector: Optional[str], k
         raise click.UsageError("name a target: POD, deploy/NAME, ... or -l SELECTOR")
     from kubectl_bpf.gadgets.dns import cluster  # noqa: PLC0415 -- the Kubernetes client, if needed
     from kubectl_bpf.gadgets.drops import on_cluster  # noqa: PLC0415
+    from kubectl_bpf.kube import errors, targets  # noqa: PLC0415
+
+    try:
+        nodes = [ref for ref in refs if targets.parse_target(ref).kind == targets.NODE]
+    except errors.KubeError as exc:
+        raise click.BadParameter(str(exc), param_hint="TARGET") from exc
+    if nodes:
+        # A node's own netns is not where its pods resolve names: each pod has its own.
+        raise click.UsageError(f"dns captures pods' own traffic: name pods or -l, not {nodes[0]}")
 
     kube_options = options.to_kube_options(kubeconfig=kubeconfig, kube_context=kube_context,
                                            namespace=namespace, request_timeout=request_timeout)

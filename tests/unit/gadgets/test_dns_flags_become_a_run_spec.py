@@ -53,6 +53,7 @@ def test_defaults_are_the_resolvers_timeout_and_port_53(runs: list[tuple[spec.Ru
     ([], "name a target"),
     (["--local", *[arg for port in range(1000, 1008) for arg in ("--port", str(port))]], "at most 7 ports"),
     (["--local", "-o", "yaml"], "yaml output is for --dry-run"),
+    (["node/worker-1"], "dns captures pods' own traffic"),
 ])
 def test_bad_combinations_are_usage_errors(runs: list[tuple[spec.RunSpec, str]], args: list[str],
                                            message: str) -> None:

@@ -53,15 +53,15 @@ def list_command(*, kubeconfig: Optional[str], kube_context: Optional[str],
             rows: list[dict[str, Any]] = [{
                 "run_id": s.run_id, "gadget": s.gadget, "node": s.node, "targets": list(s.targets),
                 "user": s.user, "host": s.host, "age_s": round(s.age_s, 1), "state": s.state,
-                "job": s.job_name, "pod": s.pod_name} for s in sessions]
+                "job": s.job_name, "pod": s.pod_name, "stopped_by": s.stopped_by} for s in sessions]
             sys.stdout.write(json.dumps({"sessions": rows}, indent=2) + "\n")
         elif not sessions:
             click.echo(f"No tracing sessions in namespace {job_namespace}.", err=True)
         else:
             click.echo(render.table(
-                ["RUN", "GADGET", "NODE", "TARGETS", "USER", "STATE", "AGE", "JOB"],
-                [[s.run_id, s.gadget, s.node, ",".join(s.targets), s.user or "-", s.state, _age(s.age_s),
-                  s.job_name] for s in sessions]))
+                ["RUN", "GADGET", "NODE", "TARGETS", "USER", "STATE", "STOPPED-BY", "AGE", "JOB"],
+                [[s.run_id, s.gadget, s.node, ",".join(s.targets), s.user or "-", s.state,
+                  s.stopped_by or "-", _age(s.age_s), s.job_name] for s in sessions]))
         return 0
 
     sys.exit(_connected(kubeconfig, kube_context, request_timeout, action))

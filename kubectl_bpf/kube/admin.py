@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from typing import Any, Callable, Optional
 
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from kubectl_bpf.kube import client, errors, jobs, labels
+from kubectl_bpf.kube import client, errors, jobs, labels, logs
 
 USER_ROLE = "kubectl-bpf-user"  # ClusterRole (targets, cluster-wide) and Role (job namespace)
 USER_GROUP = "kubectl-bpf-users"  # the example bindings' subject: add people to it, or edit
@@ -26,6 +27,11 @@ PENDING = "Pending"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 TERMINATING = "Terminating"
+# The pod still runs but its client has not renewed the lease for longer than
+# the agent's TTL: the client is gone (killed, or cut off from the API server)
+# and the agent is stopping by itself. Nobody reads it: gc removes it.
+LEASE_EXPIRED = "LeaseExpired"
+FINISHED_STATES = (SUCCEEDED, FAILED, LEASE_EXPIRED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +47,10 @@ class Session:
     host: str
     created: Optional[datetime.datetime]
     age_s: float
-    state: str  # Pending, Running, Succeeded, Failed, Terminating
+    state: str  # Pending, Running, LeaseExpired, Succeeded, Failed, Terminating
     job_name: str
     pod_name: Optional[str]
+    stopped_by: Optional[str] = None  # a finished agent's summary says why (duration, lease-expired, ...)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +68,9 @@ def list_sessions(kube: client.Kube, job_namespace: str, *,
     now = now or _now()
     pods = _managed_pods(kube, job_namespace)
     infos = jobs.find_jobs(kube, job_namespace, labels.managed_selector())
-    return [_session(info, pods, now) for info in infos]
+    sessions = [_session(info, pods, now) for info in infos]
+    return [dataclasses.replace(s, stopped_by=_stopped_by(kube, job_namespace, s.pod_name))
+            if s.state in (SUCCEEDED, FAILED) and s.pod_name else s for s in sessions]
 
 
 def list_access(job_namespace: str) -> list[jobs.Access]:
@@ -89,7 +98,11 @@ def gc(kube: client.Kube, job_namespace: str, *, all_sessions: bool = False,
     deleted_jobs: list[str] = []
     live_jobs: set[str] = set()
     for info in jobs.find_jobs(kube, job_namespace, labels.managed_selector()):
-        if _collectable(info, now, all_sessions=all_sessions, older_than_s=older_than_s):
+        # A pod that finished (or whose client is gone) is collectable even
+        # while the Job controller has not marked the Job finished yet: with
+        # the API server down for a while, it lagged for minutes.
+        if _session(info, pods, now).state in FINISHED_STATES or _collectable(
+                info, now, all_sessions=all_sessions, older_than_s=older_than_s):
             # Grace 0: nothing reads these pods any more, and a stuck agent must not linger.
             jobs.delete_job(kube, job_namespace, info.name, grace_period_s=0)
             deleted_jobs.append(f"{job_namespace}/{info.name}")
@@ -235,21 +248,67 @@ def _session(info: jobs.JobInfo, pods: list[Any], now: datetime.datetime) -> Ses
         targets=labels.parse_targets(info.annotations.get(labels.TARGETS_ANNOTATION)),
         user=info.annotations.get(labels.USER_ANNOTATION, ""),
         host=info.annotations.get(labels.HOST_ANNOTATION, ""),
-        created=info.created, age_s=_age_s(info.created, now), state=_state(info, pod),
+        created=info.created, age_s=_age_s(info.created, now), state=_state(info, pod, now),
         job_name=info.name, pod_name=pod.metadata.name if pod is not None else None)
 
 
-def _state(info: jobs.JobInfo, pod: Optional[Any]) -> str:
+def _state(info: jobs.JobInfo, pod: Optional[Any], now: datetime.datetime) -> str:
     if info.finished == "Complete" or (info.finished is None and info.succeeded and not info.active):
         return SUCCEEDED
     if info.finished == "Failed" or (info.finished is None and info.failed and not info.active):
         return FAILED
     if pod is None:
         return PENDING
+    phase = pod.status.phase if pod.status is not None else None
+    if phase in (SUCCEEDED, FAILED):  # the agent ended; the Job controller has not caught up
+        return str(phase)
     if pod.metadata.deletion_timestamp is not None:
         return TERMINATING
-    phase = pod.status.phase if pod.status is not None else None
+    if phase == "Running" and _lease_expired(pod, now):
+        return LEASE_EXPIRED
     return RUNNING if phase == "Running" else PENDING
+
+
+def _lease_expired(pod: Any, now: datetime.datetime) -> bool:
+    """The lease annotation holds the time of the client's last renewal
+    (session.py; the agent only compares values), the agent's command its
+    TTL. Pods of older clients (a bare counter) or unreadable specs: no claim.
+    Another machine wrote the time: clock skew counts against the TTL."""
+    annotations = pod.metadata.annotations or {}
+    try:
+        renewed = datetime.datetime.fromisoformat(
+            str(annotations.get(labels.LEASE_ANNOTATION, "")).replace("Z", "+00:00"))
+    except ValueError:
+        renewed = None
+    if renewed is None:
+        renewed = pod.status.start_time if pod.status is not None else None
+        if annotations.get(labels.LEASE_ANNOTATION) != labels.LEASE_INITIAL or renewed is None:
+            return False
+    ttl_s = _lease_ttl_s(pod)
+    return ttl_s is not None and (now - renewed).total_seconds() > ttl_s
+
+
+def _lease_ttl_s(pod: Any) -> Optional[float]:
+    for container in (pod.spec.containers if pod.spec is not None else None) or ():
+        command = list(container.command or ())
+        if container.name == jobs.CONTAINER_NAME and "--spec" in command[:-1]:
+            try:
+                return float(json.loads(command[command.index("--spec") + 1])["lease_ttl_s"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+def _stopped_by(kube: client.Kube, namespace: str, pod: str) -> Optional[str]:
+    """Why a finished agent stopped, from the summary near the end of its
+    log; None when the log is gone or has no summary."""
+    for line in reversed(logs.tail_lines(kube, namespace, pod, lines=5)):
+        if '"summary"' in line:
+            try:
+                return str(json.loads(line[line.index("{"):]).get("stopped_by"))
+            except ValueError:
+                return None
+    return None
 
 
 def _managed_pods(kube: client.Kube, namespace: str) -> list[Any]:

@@ -17,6 +17,7 @@ delivers them while the pod terminates.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import queue
 import socket
 import threading
@@ -34,11 +35,27 @@ LEASE_RENEW_S = 10.0  # several renewals fit in the agent's lease TTL, even if o
 # the agent stops by itself at the TTL, and its summary then waits in the log.
 STALL_MARGIN_S = 30.0
 STOP_GRACE_S = 20.0  # how long a graceful stop waits for every node's summary and end
+# Deleting the Jobs when the API server does not answer: retried this long (a
+# restarting server is back within seconds; longer, the lease stops the agents
+# anyway), backing off from 1 s to 8 s.
+CLEANUP_RETRY_S = 30.0
+CLEANUP_BACKOFF_S = 1.0
+CLEANUP_BACKOFF_MAX_S = 8.0
+UNREACHABLE_PREFIX = "API server unreachable: "
 # Records waiting for the renderer (~2.4 KB each): a client slower than the agents
 # used to grow without bound (1 GB in a 100k/s flood). Bounded, the backlog stays in
 # the kubelet's log file instead; if it rotates past us the seq gaps are reported.
 QUEUED_RECORDS = 10_000
 BACKPRESSURE_SLEEP_S = 0.01  # the renderer drains a few hundred records meanwhile
+
+
+class CleanupError(errors.KubeError):
+    """Tracer Jobs this session could not delete; the message names them."""
+
+    def __init__(self, message: str, *, unreachable: bool) -> None:
+        super().__init__(message)
+        if unreachable:
+            self.exit_code = exitcodes.UNREACHABLE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +118,7 @@ class Session:
         self._items: queue.Queue[Item] = queue.Queue()
         self._closing = threading.Event()
         self._created: list[str] = []
+        self._deleted: set[str] = set()  # by close(): a second close() does not delete again
         self._watchers: list[watch.StartWatcher] = []
         self._stopping = False
 
@@ -256,16 +274,18 @@ class Session:
         self._items.put(item)
 
     def _renew_leases(self) -> None:
-        counter = 0
+        """The lease value is the renewal time: the agent only needs it to
+        change, ``kubectl bpf list`` reads it to tell a session whose client
+        is gone (LeaseExpired)."""
         while not self._closing.wait(LEASE_RENEW_S):
-            counter += 1
+            renewed = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
             for run in self._runs:
                 if run.pod is None:
                     continue
                 try:
                     self._kube.core.patch_namespaced_pod(
                         run.pod, self._options.job_namespace,
-                        {"metadata": {"annotations": {labels.LEASE_ANNOTATION: str(counter)}}},
+                        {"metadata": {"annotations": {labels.LEASE_ANNOTATION: renewed}}},
                         **self._kube.call_options())
                 except (k8s_rest.ApiException, urllib3.exceptions.HTTPError, OSError):
                     continue  # the next renewal retries; the agent's TTL spans several misses
@@ -300,23 +320,71 @@ class Session:
 
     def close(self, *, force: bool = False) -> None:
         """Delete everything this session created; safe to call twice. With
-        ``force`` the pods are killed at once instead of terminated."""
+        ``force`` the pods are killed at once instead of terminated. An API
+        server that does not answer is retried for CLEANUP_RETRY_S with a note
+        on stderr each time; whatever is still there then (or when a second
+        Ctrl-C cuts the retries short) is named with the command that removes
+        it, and CleanupError is raised."""
         self._closing.set()
         for watcher in self._watchers:
             watcher.close()
         for run in self._runs:
             if run.follower is not None:
                 run.follower.close()
-        failures = []
-        for name in self._created:
-            try:
-                jobs.delete_job(self._kube, self._options.job_namespace, name,
-                                grace_period_s=0 if force else None)
-            except errors.KubeError as exc:
-                failures.append(f"{name}: {exc}")
-        if failures:
-            raise errors.KubeError("could not delete tracer job(s) " + "; ".join(failures)
-                                   + " (run 'kubectl bpf gc')")
+        failures: dict[str, str] = {}
+        try:
+            failures = self._delete_jobs(grace_period_s=0 if force else None)
+        finally:
+            left = [name for name in self._created if name not in self._deleted]
+            if left:  # said even when a second Ctrl-C interrupts the retries
+                self._on_progress(self._leftover_note(left, failures))
+        if left:
+            raise CleanupError("could not delete tracer job(s) " + "; ".join(
+                f"{self._options.job_namespace}/{name}: {failures.get(name, 'interrupted')}" for name in left)
+                + f" (remove them with 'kubectl bpf gc --job-namespace {self._options.job_namespace}')",
+                unreachable=any(reason.startswith(UNREACHABLE_PREFIX) for reason in failures.values()))
+
+    def _delete_jobs(self, *, grace_period_s: Optional[int]) -> dict[str, str]:
+        """Delete every created Job not deleted yet, retrying while the API
+        server cannot be reached; returns why each remaining one failed."""
+        deadline = time.monotonic() + CLEANUP_RETRY_S
+        delay = CLEANUP_BACKOFF_S
+        while True:
+            failures: dict[str, str] = {}
+            for name in [name for name in self._created if name not in self._deleted]:
+                try:
+                    jobs.delete_job(self._kube, self._options.job_namespace, name,
+                                    grace_period_s=grace_period_s)
+                    self._deleted.add(name)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    failures[name] = f"{UNREACHABLE_PREFIX}{exc}"
+                except errors.KubeError as exc:
+                    if isinstance(exc, (errors.PermissionDeniedError, errors.NotFoundError)):
+                        failures[name] = str(exc)
+                        continue
+                    failures[name] = f"{UNREACHABLE_PREFIX}{exc}"  # 5xx: the server is restarting
+            retryable = [name for name, reason in failures.items() if reason.startswith(UNREACHABLE_PREFIX)]
+            remaining_s = deadline - time.monotonic()
+            if not retryable or remaining_s <= 0:
+                return failures
+            self._on_progress(f"cleanup: {len(retryable)} tracer job(s) not deleted yet "
+                              f"({failures[retryable[0]]}); retrying for {remaining_s:.0f}s more")
+            time.sleep(min(delay, remaining_s))
+            delay = min(delay * 2, CLEANUP_BACKOFF_MAX_S)
+
+    def _leftover_note(self, left: Sequence[str], failures: dict[str, str]) -> str:
+        """Exactly what stays on the cluster, what removes it by itself and when,
+        and the command that removes it now."""
+        namespace, options = self._options.job_namespace, self._options
+        nodes = {run.job_name: run.group.node for run in self._runs}
+        lines = ["cleanup failed; left on the cluster:"]
+        lines += [f"  job {namespace}/{name} (node {nodes.get(name, '?')}): "
+                  f"{failures.get(name, 'interrupted')}" for name in left]
+        lines.append(f"  each agent stops by itself {options.lease_ttl_s:g}s after the last lease renewal "
+                     f"(--lease-ttl), its Job is deleted {options.ttl_s}s after it finishes (--job-ttl);")
+        lines.append(f"  to remove them now: kubectl delete job -n {namespace} {' '.join(left)}"
+                     f"  (or: kubectl bpf gc --job-namespace {namespace})")
+        return "\n".join(lines)
 
     def __enter__(self) -> "Session":
         return self

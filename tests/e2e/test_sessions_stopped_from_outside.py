@@ -1,12 +1,14 @@
 """A session someone else stops (kubectl delete job, kubectl delete pod,
 kubectl bpf gc --all from another shell) says who stopped it and exits
 STOPPED_OUTSIDE (9); its JSON names the deletion, not the SIGTERM the agent
-saw, and still ends with an ``end`` record."""
+saw, and still ends with an ``end`` record. A session whose client was
+killed is listed as it really is, and gc removes it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -64,3 +66,32 @@ def test_a_session_stopped_from_outside_says_so_and_exits_9(
     summaries = [r for r in lines if r["type"] == "summary"]
     assert all(s["stopped_by"] == stopped_by for s in summaries), summaries
     assert not any(r.get("stopped_by") == "SIGTERM" for r in lines)
+
+
+def test_a_killed_clients_session_is_listed_as_it_is_and_gc_removes_it(cluster: cluster_mod.Cluster,
+                                                                       namespace: str) -> None:
+    """SIGKILL the client: the agent stops when the lease lapses; `list` shows
+    the session finished and why (lease-expired), and `gc` removes it well
+    before its --job-ttl would."""
+    start_server(cluster, namespace)
+    process = cluster.plugin_process("drops", "-n", namespace, "server", "-o", "json",
+                                     "--lease-ttl", "10s", "--job-ttl", "10m")
+    try:
+        read_until(process, "ready", timeout_s=60)
+    finally:
+        process.kill()
+        process.communicate()
+
+    def listed() -> Optional[dict[str, Any]]:
+        result = cluster.plugin("list", "-o", "json")
+        assert result.returncode == 0, result.stderr
+        sessions = json.loads(result.stdout)["sessions"]
+        return sessions[0] if sessions and sessions[0]["state"] == "Succeeded" else None
+
+    session = cluster_mod.wait_for("the session to be listed as finished", listed, timeout_s=90)
+    assert session["stopped_by"] == "lease-expired", session
+    gc = cluster.plugin("gc")
+    assert gc.returncode == 0, gc.stderr
+    assert f"job kubectl-bpf/{session['job']} deleted" in gc.stdout, gc.stdout
+    after = cluster.plugin("list", "-o", "json")
+    assert json.loads(after.stdout)["sessions"] == []

@@ -9,6 +9,7 @@ After an intended change to admin.setup_objects, regenerate manifests/ with
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import pathlib
 from typing import Any
@@ -75,6 +76,43 @@ def test_sessions_show_run_node_targets_user_age_and_state(kube: client.Kube, cl
         host="laptop",
         created=datetime.datetime(2026, 1, 1, 0, 59, tzinfo=datetime.timezone.utc), age_s=60.0,
         state="Running", job_name="j-running", pod_name="j-running-x")
+
+
+def leased_pod(name: str, job: str, *, renewed: str, ttl_s: float = 60.0, **fields: Any) -> dict[str, Any]:
+    """A tracer pod as a session leaves it: the agent's command with its
+    lease TTL, the lease annotation holding the last renewal time."""
+    pod = tracer_pod(name, job, **fields)
+    pod["metadata"].setdefault("annotations", {})[labels.LEASE_ANNOTATION] = renewed
+    agent_spec = json.dumps({"gadget": "drops", "lease_ttl_s": ttl_s})
+    pod["spec"]["containers"] = [{"name": jobs.CONTAINER_NAME, "image": "x", "command": [
+        "python3", "-m", "kubectl_bpf.agent", "--spec", agent_spec]}]
+    pod["status"]["startTime"] = "2026-01-01T00:58:00Z"
+    return pod
+
+
+def test_a_finished_pod_of_a_job_not_yet_marked_finished_is_listed_and_collected(
+        kube: client.Kube, cluster: FakeCluster) -> None:
+    """The Job controller lagged minutes behind after an API server outage:
+    Job Running 0/1, pod Completed. It is finished, and gc removes it."""
+    cluster.add_job(session_job("j-lagging", created="2026-01-01T00:59:00Z", active=1, deadline_s=3720))
+    cluster.add_pod(tracer_pod("j-lagging-x", "j-lagging", phase="Succeeded"))
+    assert [s.state for s in admin.list_sessions(kube, NS, now=NOW)] == [admin.SUCCEEDED]
+    assert admin.gc(kube, NS, now=NOW).jobs == (f"{NS}/j-lagging",)
+    assert not cluster.jobs
+
+
+def test_a_running_agent_whose_lease_lapsed_is_lease_expired_and_collected(
+        kube: client.Kube, cluster: FakeCluster) -> None:
+    cluster.add_job(session_job("j-orphan", created="2026-01-01T00:58:00Z", active=1, deadline_s=3720))
+    cluster.add_pod(leased_pod("j-orphan-x", "j-orphan", renewed="2026-01-01T00:58:30.000+00:00"))
+    cluster.add_job(session_job("j-alive", created="2026-01-01T00:58:00Z", active=1, deadline_s=3720))
+    cluster.add_pod(leased_pod("j-alive-x", "j-alive", renewed="2026-01-01T00:59:55.000+00:00"))
+    cluster.add_job(session_job("j-young", created="2026-01-01T00:58:00Z", active=1, deadline_s=3720))
+    cluster.add_pod(leased_pod("j-young-x", "j-young", renewed=labels.LEASE_INITIAL, ttl_s=600))
+    states = {s.job_name: s.state for s in admin.list_sessions(kube, NS, now=NOW)}
+    assert states == {"j-orphan": admin.LEASE_EXPIRED, "j-alive": admin.RUNNING, "j-young": admin.RUNNING}
+    assert admin.gc(kube, NS, now=NOW).jobs == (f"{NS}/j-orphan",)
+    assert set(cluster.jobs) == {(NS, "j-alive"), (NS, "j-young")}
 
 
 def test_no_namespace_means_no_sessions(kube: client.Kube) -> None:

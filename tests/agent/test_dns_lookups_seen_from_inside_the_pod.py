@@ -238,3 +238,42 @@ def test_ipv6_server_and_malformed_packets_are_counted_not_fatal(dns_lab, trace)
     assert summary["packets_malformed"] == 12
     assert running.of_type("end")[0]["status"] == "ok"
 
+
+
+ASKER = """
+import socket, struct, sys
+dst, port = sys.argv[1], int(sys.argv[2])
+name = b"\\x01a\\x02ok\\x04test\\x00"
+query = struct.pack("!HHHHHH", 0x5353, 0x0100, 1, 0, 0, 0) + name + b"\\x00\\x01\\x00\\x01"
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock.settimeout(2)
+    for target in (53, port):  # nothing listens on 53 in this test: only the --port server answers
+        sock.sendto(query, (dst, target))
+    print(len(sock.recvfrom(512)[0]))
+"""
+
+
+def test_only_the_given_ports_are_captured(lab: netlab.Lab, trace) -> None:  # type: ignore[no-untyped-def]
+    server, client = lab.netns("dnssrv"), lab.netns("dnscli")
+    lab.link(server, [f"{SERVER_V4}/24"], client, [f"{CLIENT_V4}/24"])
+    servers = [subprocess.Popen(["ip", "netns", "exec", server.name, sys.executable,
+                                 os.path.join(HERE, "dns_server.py"), SERVER_V4, str(port)],
+                                stdout=subprocess.PIPE, text=True) for port in (5353, 5454)]
+    try:
+        for proc in servers:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        running = trace("--netns", client.path, "--port", "5353", "--timeout", "1", gadget="dns")
+        assert int(client.exec(sys.executable, "-c", ASKER, SERVER_V4, "5353")) > 12
+        assert int(client.exec(sys.executable, "-c", ASKER, SERVER_V4, "5454")) > 12  # not a DNS port here
+        running.settle(1.5)
+        assert running.stop() == 0
+    finally:
+        for proc in servers:
+            stop(proc)
+    lookups = running.of_type("dns")
+    by_port = sorted((r["server_port"], r["rcode"], r["retries"]) for r in lookups)
+    # First asker: its query to 53 (nothing listens) and the same query to 5353 are one lookup,
+    # retried at another server as resolvers do, answered by 5353. Second asker: 53 again,
+    # UNANSWERED; its query to 5454 is not a DNS port here and never seen.
+    assert by_port == [(53, "UNANSWERED", 0), (5353, "NOERROR", 1)]
+    assert all(r["chain"] is None for r in lookups)  # a netns file has no resolv.conf: no chains

@@ -15,7 +15,7 @@ from __future__ import annotations
 import array
 import bisect
 import threading
-from typing import Optional
+from typing import Iterable, Optional
 
 TEXT_SYMBOL_TYPES = frozenset(b"tTwW")
 
@@ -86,3 +86,33 @@ class Symbols:
             text = f"{self._name(index)}+0x{address - self._addresses[index]:x}"
         self._cache[address] = text
         return text
+
+
+def function_ranges(names: Iterable[str], kallsyms_path: str = "/proc/kallsyms"
+                    ) -> list[tuple[str, int, int]]:
+    """(name, start, end) of each named kernel function and of its ``.cold``
+    part, end being the next text symbol's address; sorted by start. Empty
+    when addresses are hidden (no CAP_SYSLOG, kptr_restrict) or unreadable."""
+    wanted = {name.encode() for name in names}
+    wanted |= {name + b".cold" for name in wanted}
+    addresses = array.array("Q")
+    starts: list[tuple[int, bytes]] = []
+    try:
+        with open(kallsyms_path, "rb") as kallsyms:
+            for line in kallsyms:
+                fields = line.split(None, 3)
+                if len(fields) >= 3 and fields[1][0] in TEXT_SYMBOL_TYPES:
+                    address = int(fields[0], 16)
+                    if address:
+                        addresses.append(address)
+                        if fields[2].rstrip() in wanted and len(fields) == 3:  # vmlinux, not a module
+                            starts.append((address, fields[2].rstrip()))
+    except OSError:
+        return []
+    ordered = sorted(set(addresses))
+    ranges = []
+    for start, name in sorted(starts):
+        index = bisect.bisect_right(ordered, start)
+        end = ordered[index] if index < len(ordered) else start + 1
+        ranges.append((name.decode().removesuffix(".cold"), start, end))
+    return ranges

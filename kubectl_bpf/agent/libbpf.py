@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import mmap
 import os
 from typing import Callable, Iterator, Optional
 
@@ -90,6 +91,7 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "bpf_object__find_map_by_name": (_VOIDP, [_VOIDP, ctypes.c_char_p]),
     "bpf_object__find_program_by_name": (_VOIDP, [_VOIDP, ctypes.c_char_p]),
     "bpf_program__set_autoload": (_INT, [_VOIDP, ctypes.c_bool]),
+    "bpf_program__set_log_buf": (_INT, [_VOIDP, _VOIDP, _SIZE]),
     "bpf_program__attach": (_VOIDP, [_VOIDP]),
     "bpf_program__fd": (_INT, [_VOIDP]),
     "bpf_link__destroy": (_INT, [_VOIDP]),
@@ -272,6 +274,21 @@ class Btf:
                     found[name] = type_id
         return found
 
+    def typedef_proto_params(self, name: str) -> int:
+        """Parameters of the function a typedef'd function pointer points to
+        (``btf_trace_<event>``: the tracepoint's arguments plus ``void *``);
+        -1 if there is no such typedef."""
+        type_id = self.find(name, BTF_KIND_TYPEDEF)
+        for _hop in range(3):  # typedef -> pointer -> function prototype
+            if type_id <= 0:
+                return -1
+            pointer = _check_pointer(lib().btf__type_by_id(self._live(), type_id), f"BTF type {type_id}")
+            _name_off, info, target = (ctypes.c_uint32 * 3).from_address(pointer)
+            if (info >> 24) & 0x1F == BTF_KIND_FUNC_PROTO:
+                return info & 0xFFFF
+            type_id = target
+        return -1
+
     def struct_members(self, type_id: int) -> list[tuple[str, int]]:
         """(name, bit offset) of each member of a STRUCT, in declaration order.
 
@@ -409,10 +426,40 @@ class Map:
             first = False
 
 
+# Room for a whole verifier log. Before 6.4 the kernel keeps the log's head and
+# fails the load with ENOSPC when it is full, so a small buffer loses exactly the
+# error at its end (1 KiB hid 6.1's real rejection). The buffer is an anonymous
+# mapping: pages the kernel never writes cost nothing.
+VERIFIER_LOG_BYTES = 16 << 20
+
+
 class Program:
     def __init__(self, pointer: int, name: str) -> None:
         self._pointer = pointer
         self.name = name
+        self._log: Optional[mmap.mmap] = None
+        self._log_view: Optional[ctypes.c_char] = None  # exports _log: dropped before it closes
+
+    def capture_log(self) -> None:
+        """Before load: if the kernel rejects the program, keep the verifier's
+        log here (libbpf retries the failed load with logging on) instead of
+        libbpf printing it as one message."""
+        self._log = mmap.mmap(-1, VERIFIER_LOG_BYTES)
+        self._log_view = ctypes.c_char.from_buffer(self._log)
+        _check(lib().bpf_program__set_log_buf(self._pointer, ctypes.addressof(self._log_view),
+                                              VERIFIER_LOG_BYTES),
+               f"log buffer of {self.name}")
+
+    def verifier_log(self) -> str:
+        """The captured log ("" if none); frees the buffer, so call it after load."""
+        if self._log is None:
+            return ""
+        end = self._log.find(b"\0")
+        raw = self._log[:end if end >= 0 else len(self._log)]
+        self._log_view = None
+        self._log.close()
+        self._log = None
+        return raw.decode("utf-8", "replace")
 
     def set_autoload(self, autoload: bool) -> None:
         """Only before load: a program not autoloaded is not verified either."""

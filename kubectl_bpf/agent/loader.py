@@ -12,10 +12,11 @@ where every hook the kernel offers is attached and the others are reported
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from kubectl_bpf.agent import errors, libbpf
+from kubectl_bpf.agent import errors, libbpf, verifier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,8 @@ class AttachInfo:
     load_ms: float
     prog_id: int  # kernel program id, for audit (`bpftool prog show id N`)
     missing: tuple[tuple[str, str], ...] = ()  # (hook, why) for hooks this kernel cannot run
+    # What this kernel lets the gadget do (reasons, headers, what is degraded), for preflight.
+    mode: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -42,8 +45,9 @@ class Attached:
     hook: str
     load_ms: float
 
-    def info(self) -> AttachInfo:
-        return AttachInfo(hook=self.hook, load_ms=self.load_ms, prog_id=int(self.program.info().id))
+    def info(self, mode: Mapping[str, Any] | None = None) -> AttachInfo:
+        return AttachInfo(hook=self.hook, load_ms=self.load_ms, prog_id=int(self.program.info().id),
+                          mode=dict(mode or {}))
 
     def detach(self) -> None:
         self.link.destroy()
@@ -53,13 +57,33 @@ class Attached:
         self.obj.close()
 
 
+def load_object(obj: libbpf.Object, programs: Sequence[str]) -> None:
+    """Load the object. If the verifier rejects one of these (autoloaded)
+    programs, raise one line naming kernel, program and the verifier's cause,
+    the whole log in a file (verifier.rejection), never the log itself."""
+    loading = [obj.program(name) for name in programs]
+    for program in loading:
+        program.capture_log()
+    try:
+        obj.load()
+    except libbpf.LibbpfError as exc:
+        rejected = [(program.name, log) for program in loading if (log := program.verifier_log())]
+        if not rejected:
+            raise
+        name, log = rejected[0]
+        raise libbpf.LibbpfError(exc.errno, verifier.rejection(os.uname().release, name, log)) from exc
+    for program in loading:
+        program.verifier_log()  # frees the buffer
+
+
 def attach_first(path: str, variants: Sequence[Variant], *,
                  configure: Callable[[libbpf.Object], None],
                  populate: Callable[[libbpf.Object], None]) -> Attached:
     """Open, configure (rodata, map sizes), load, populate (filter maps) and
     attach the first variant the kernel accepts. Populating before attaching
     means no drop is judged against half-filled filters. Both callbacks run
-    again for each attempt: every attempt opens a fresh object."""
+    again for each attempt: every attempt opens a fresh object. A verifier
+    rejection is reported as one line, its whole log in a file."""
     failures = []
     for variant in variants:
         started = time.monotonic()
@@ -68,7 +92,7 @@ def attach_first(path: str, variants: Sequence[Variant], *,
             for other in variants:
                 obj.program(other.program).set_autoload(other is variant)
             configure(obj)
-            obj.load()
+            load_object(obj, [variant.program])
             populate(obj)
             program = obj.program(variant.program)
             link = program.attach()
@@ -127,7 +151,7 @@ def _load(path: str, hooks: Sequence[Hook], chosen: Sequence[Hook], *,
         for hook in hooks:
             obj.program(hook.program).set_autoload(hook in chosen)
         configure(obj)
-        obj.load()
+        load_object(obj, [hook.program for hook in chosen])
     except BaseException:
         obj.close()
         raise

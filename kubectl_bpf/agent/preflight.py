@@ -1,5 +1,6 @@
 """Checks before anything is loaded, each failing with one line and its own
-exit code: BTF, the tracepoint, privileges, memlock, lockdown.
+exit code: BTF, the tracepoint, privileges, memlock. Lockdown is read and
+reported, never refused: the gadgets degrade under it (drops/modes.py).
 
 Peers' users mostly fail on exactly these (kubectl-trace: kernel headers and
 BTF), so they are checked first and reported in the ``preflight`` record.
@@ -48,9 +49,15 @@ def effective_capabilities(status_path: str = "/proc/self/status") -> tuple[str,
     return ()
 
 
-def lockdown_mode() -> str:
+LOCKDOWN = "/sys/kernel/security/lockdown"
+
+
+def lockdown_mode(path: str = LOCKDOWN) -> str:
+    """The bracketed mode of ``none [integrity] confidentiality``; "unknown" when
+    securityfs is not mounted (common in pods), and the gadget then learns it
+    from which program the kernel accepts."""
     try:
-        with open("/sys/kernel/security/lockdown", encoding="ascii") as lockdown:
+        with open(path, encoding="ascii") as lockdown:
             text = lockdown.read()
     except OSError:
         return "unknown"
@@ -95,8 +102,8 @@ def check_host(*, btf_types: tuple[str, ...], tracepoint: str, reads_kernel_memo
         for name in btf_types:
             if btf.find(name, libbpf.BTF_KIND_TYPEDEF) < 0 and btf.find(name, libbpf.BTF_KIND_ENUM) < 0:
                 raise errors.UnsupportedError(
-                    f"kernel {release} lacks {name} (tracepoint {tracepoint} with drop reasons "
-                    "needs Linux >= 5.17)")
+                    f"kernel {release} lacks {name} in its BTF: the {tracepoint} tracepoint "
+                    "with BTF is needed")
     finally:
         btf.free()
     tracefs = any(os.path.isdir(os.path.join(root, "events", tracepoint)) for root in TRACEFS_ROOTS)

@@ -108,7 +108,7 @@ def _run(gadget: Gadget, run_spec: spec.RunSpec, emitter: emit.Emitter) -> int:
             "gadget": gadget.name, "agent_version": kubectl_bpf.__version__, "kernel": facts.kernel,
             "btf": facts.btf, "hook": attached.hook, "missing_hooks": dict(attached.missing),
             "capabilities": list(facts.capabilities), "lockdown": facts.lockdown,
-            "target": target.to_record()})
+            "target": target.to_record(), "mode": dict(attached.mode)})
         emitter.emit(records.READY, {"time": _iso_now(), "load_ms": round(attached.load_ms, 1),
                                      "prog_id": attached.prog_id})
         emitter.flush()

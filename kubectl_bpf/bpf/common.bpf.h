@@ -94,4 +94,21 @@ static __always_inline __u32 skb_netns_inum(struct sk_buff *skb, struct net_devi
 	return 0;
 }
 
+/*
+ * skb_netns_inum by direct BTF loads, for tp_btf programs: no helper call, so
+ * it loads under lockdown=confidentiality, which refuses bpf_probe_read_kernel.
+ * A NULL pointer on the way reads as 0 (the kernel fixes up faulting loads).
+ */
+static __always_inline __u32 skb_netns_inum_btf(struct sk_buff *skb, struct net_device *dev)
+{
+	struct sock *sk;
+
+	if (dev)
+		return dev->nd_net.net->ns.inum;
+	sk = skb->sk;
+	if (sk)
+		return sk->__sk_common.skc_net.net->ns.inum;
+	return 0;
+}
+
 #endif /* KUBECTL_BPF_COMMON_BPF_H */

@@ -10,7 +10,7 @@ stream from a broken one. Gadget payloads are declared in
 
 from __future__ import annotations
 
-from typing import Optional, TypedDict
+from typing import Any, NotRequired, Optional, TypedDict
 
 # Record type names: one place, so agent and client cannot disagree.
 PREFLIGHT = "preflight"
@@ -33,6 +33,9 @@ class Preflight(TypedDict):
     capabilities: list[str]
     lockdown: str
     target: dict[str, object]
+    # What the kernel lets the gadget do: {"reasons": "kernel"|"derived"|"unknown",
+    # "headers": bool, "degraded": [one line each]}; see gadgets/drops/modes.py.
+    mode: NotRequired[dict[str, Any]]
 
 
 class Ready(TypedDict):
@@ -68,6 +71,7 @@ class GadgetSummary(Counts):
     flows: list[dict[str, object]]  # the top flows by count
     flow_count: int
     flow_overflow: int  # drops not in any flow because the flow table was full
+    mode: NotRequired[dict[str, Any]]  # as in Preflight: how reasons were told
 
 
 class Summary(GadgetSummary):

@@ -119,6 +119,9 @@ class MergedSummary:
         flows.sort(key=lambda flow: -int(flow.get("count") or 0))
         merged["flows"] = flows[:TOP_FLOWS]
         merged["flow_count"] = sum(int(s.get("flow_count") or 0) for s in self.nodes.values())
+        node_modes = [s.get("mode") for s in self.nodes.values()]
+        if node_modes and all(mode == node_modes[0] for mode in node_modes):
+            merged["mode"] = node_modes[0]  # nodes in different modes: each node's own summary says
         return merged
 
     def by_peer(self, index: PodIndex) -> list[tuple[str, str, int]]:
@@ -214,6 +217,8 @@ class ClusterOutput:
         if record_type == records.PREFLIGHT:
             click.echo(f"{node}: agent {record.get('agent_version')} on kernel {record.get('kernel')}, "
                        f"hook {record.get('hook')}", err=True)
+            for line in (record.get("mode") or {}).get("degraded", []):
+                click.echo(f"{node}: note: {line}", err=True)
         elif record_type == records.READY:
             click.echo(f"{node}: tracing (BPF program id {record.get('prog_id')}); Ctrl-C to stop", err=True)
             if not self._aggregate:

@@ -4,9 +4,20 @@
  * filtered in the kernel to one target, counted per reason and per flow,
  * and streamed as drop_event records through a ring buffer.
  *
- * Three entry points share one body so the agent can fall back when the
- * preferred attach type is refused: tp_btf, raw_tp, then the classic
- * tracepoint (which alone needs tracefs). The agent autoloads exactly one.
+ * One object loads on every kernel >= 5.8 with BTF; what differs between
+ * kernels is decided by their BTF, never by a version number:
+ * - the hook's reason argument (5.17+, or backported) is read only when the
+ *   agent found it in btf_trace_kfree_skb (cfg.kernel_reasons, a load-time
+ *   constant: the verifier never sees the access elsewhere). Without it the
+ *   reason is derived from the freeing function (cfg.locations);
+ * - enumerators and fields that come and go (SKB_CONSUMED is 6.3+) are used
+ *   only behind bpf_core_*_exists(), so their relocation cannot fail.
+ *
+ * Entry points, so the agent can fall back when one is refused: tp_btf,
+ * raw_tp, the classic tracepoint (which alone needs tracefs), and
+ * handle_kfree_skb_locked for kernel lockdown=confidentiality, where
+ * bpf_probe_read_kernel is refused: it reads the skb by direct BTF loads
+ * only and so cannot parse packet headers. The agent autoloads exactly one.
  *
  * Packets are parsed from skb->head + network_header, never through skb->sk:
  * most policy drops have no socket (field notes §2).
@@ -256,34 +267,98 @@ static __always_inline bool count_in(void *map, void *key)
 	return true;
 }
 
-static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u32 reason)
+/* True for frees that are not drops. Each enumerator is used only if this
+ * kernel has it: an enum value relocation that cannot be resolved makes the
+ * verifier reject the whole program (6.1 has no SKB_CONSUMED). */
+static __always_inline bool not_a_drop(__u32 reason)
+{
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+		return true;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_NOT_DROPPED_YET) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET))
+		return true;
+	return false;
+}
+
+/* The derived reason of a drop at location, 0 (UNKNOWN) if none applies. */
+static __always_inline __u32 derive_reason(__u64 location)
+{
+	for (int i = 0; i < DROPS_MAX_LOCATIONS; i++) {
+		if (i >= cfg.location_count)
+			break;
+		if (location >= cfg.locations[i].start && location < cfg.locations[i].end)
+			return cfg.locations[i].reason;
+	}
+	return 0;
+}
+
+/* The net_device of an skb: by probe read, or by a direct BTF load (tp_btf only). */
+static __always_inline struct net_device *skb_dev(struct sk_buff *skb, const bool direct)
+{
+	return direct ? skb->dev : BPF_CORE_READ(skb, dev);
+}
+
+static __always_inline void read_ifname(struct drop_event *e, struct net_device *dev, const bool direct)
+{
+	__builtin_memset(e->ifname, 0, sizeof(e->ifname)); /* ring slots are not zeroed */
+	if (!dev)
+		return;
+	if (direct) {
+		/* two word loads from the BTF pointer: no helper, allowed under lockdown */
+		const __u64 *name = (const __u64 *)dev->name;
+		__u64 *out = (__u64 *)e->ifname;
+
+		out[0] = name[0];
+		out[1] = name[1];
+	} else {
+		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
+	}
+}
+
+/*
+ * The body every entry point shares. direct: read the skb by direct BTF
+ * loads and parse no headers (handle_kfree_skb_locked); a constant after
+ * inlining, so each program holds only its own reads.
+ */
+static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u32 reason,
+				       const bool direct)
 {
 	struct packet pkt = {};
 	struct drops_counters *counts;
 	struct net_device *dev;
 	struct drop_event *e;
 	struct drop_flow flow;
-	__u32 zero = 0, netns, l4;
-	unsigned char *head;
-	__u8 match = 0;
+	__u32 zero = 0, netns, l4 = 0;
+	unsigned char *head = 0;
+	__u8 match = 0, flags = 0;
 
-	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED) ||
-	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET))
-		return 0;
+	if (cfg.kernel_reasons) {
+		if (not_a_drop(reason))
+			return 0;
+	} else {
+		reason = derive_reason((__u64)location);
+		if (reason)
+			flags |= DROPS_FLAG_REASON_DERIVED;
+	}
 	if (cfg.filter_reason && !bpf_map_lookup_elem(&reason_filter, &reason))
 		return 0;
 
-	dev = BPF_CORE_READ(skb, dev);
+	dev = skb_dev(skb, direct);
 	if (cfg.filter_netns) {
-		netns = skb_netns_inum(skb, dev);
+		netns = direct ? skb_netns_inum_btf(skb, dev) : skb_netns_inum(skb, dev);
 		if (bpf_map_lookup_elem(&netns_filter, &netns))
 			match |= DROPS_MATCH_NETNS;
 		if (!match && !cfg.filter_ip)
 			return 0; /* the cheap exit: no header parsing */
 	}
 
-	head = BPF_CORE_READ(skb, head);
-	l4 = parse_l3(skb, head, &pkt);
+	if (direct) {
+		pkt.ethertype = bpf_ntohs(skb->protocol); /* headers need a probe read */
+	} else {
+		head = BPF_CORE_READ(skb, head);
+		l4 = parse_l3(skb, head, &pkt);
+	}
 	if (cfg.filter_ip && pkt.family) {
 		if (bpf_map_lookup_elem(&ip_filter, &pkt.saddr))
 			match |= DROPS_MATCH_SRC_IP;
@@ -292,8 +367,8 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 	}
 	if (!match && (cfg.filter_netns || cfg.filter_ip))
 		return 0;
-	if (!cfg.filter_netns)
-		netns = skb_netns_inum(skb, dev); /* only for drops that matched: an IP filter skips it */
+	if (!cfg.filter_netns) /* only for drops that matched: an IP filter skips it */
+		netns = direct ? skb_netns_inum_btf(skb, dev) : skb_netns_inum(skb, dev);
 	if (l4)
 		parse_l4(head, l4, &pkt);
 
@@ -334,9 +409,15 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 	e->location = (__u64)location;
 	e->reason = reason;
 	e->netns = netns;
-	e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
-	e->iif = BPF_CORE_READ(skb, skb_iif);
-	e->len = BPF_CORE_READ(skb, len);
+	if (direct) {
+		e->ifindex = dev ? dev->ifindex : 0;
+		e->iif = skb->skb_iif;
+		e->len = skb->len;
+	} else {
+		e->ifindex = dev ? BPF_CORE_READ(dev, ifindex) : 0;
+		e->iif = BPF_CORE_READ(skb, skb_iif);
+		e->len = BPF_CORE_READ(skb, len);
+	}
 	e->ethertype = pkt.ethertype;
 	e->ip_proto = pkt.ip_proto;
 	e->match = match;
@@ -346,28 +427,45 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 	e->dport = pkt.dport;
 	e->has_ports = pkt.has_ports;
 	e->family = pkt.family;
-	__builtin_memset(e->ifname, 0, sizeof(e->ifname)); /* ring slots are not zeroed */
-	if (dev)
-		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
+	e->flags = flags;
+	e->pad = 0;
+	read_ifname(e, dev, direct);
 	submit_batched(&events, e, sizeof(*e), cfg.wakeup_bytes);
 	counts->emitted++;
 	return 0;
 }
 
+/*
+ * ctx[2] (the reason) is read only where the hook has it: cfg.kernel_reasons
+ * is a load-time constant, so on a kernel without the argument the verifier
+ * prunes the access (tp_btf would refuse it, raw_tp fail to attach).
+ */
+#define HOOK_REASON(ctx) (cfg.kernel_reasons ? (__u32)(ctx)[2] : 0)
+
 SEC("tp_btf/kfree_skb")
-int BPF_PROG(handle_kfree_skb_btf, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+int BPF_PROG(handle_kfree_skb_btf, struct sk_buff *skb, void *location)
 {
-	return handle_drop(skb, location, reason);
+	return handle_drop(skb, location, HOOK_REASON(ctx), false);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_kfree_skb_locked, struct sk_buff *skb, void *location)
+{
+	return handle_drop(skb, location, HOOK_REASON(ctx), true);
 }
 
 SEC("raw_tp/kfree_skb")
-int BPF_PROG(handle_kfree_skb_raw, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+int BPF_PROG(handle_kfree_skb_raw, struct sk_buff *skb, void *location)
 {
-	return handle_drop(skb, location, reason);
+	return handle_drop(skb, location, HOOK_REASON(ctx), false);
 }
 
 SEC("tracepoint/skb/kfree_skb")
 int handle_kfree_skb_tp(struct trace_event_raw_kfree_skb *ctx)
 {
-	return handle_drop((struct sk_buff *)ctx->skbaddr, ctx->location, ctx->reason);
+	__u32 reason = 0;
+
+	if (bpf_core_field_exists(ctx->reason))
+		reason = ctx->reason;
+	return handle_drop((struct sk_buff *)ctx->skbaddr, ctx->location, reason, false);
 }

@@ -17,6 +17,23 @@
 #define DROPS_MATCH_SRC_IP 2
 #define DROPS_MATCH_DST_IP 4
 
+/* Bits of drop_event.flags. */
+#define DROPS_FLAG_REASON_DERIVED 1	/* reason comes from locations[], not the kernel */
+
+/* Most freeing functions the agent derives a reason from (reasons.LOCATION_REASONS). */
+#define DROPS_MAX_LOCATIONS 16
+
+/*
+ * A kernel function whose kfree_skb calls all mean one reason, for kernels
+ * whose kfree_skb carries none (before 5.17). Addresses from /proc/kallsyms.
+ */
+struct drops_location {
+	__u64 start;		/* first byte of the function */
+	__u64 end;		/* the next symbol's address */
+	__u32 reason;		/* derived code (reasons.derived_table) */
+	__u32 pad;
+};
+
 /* Read-only configuration, set by the agent between open and load. */
 struct drops_config {
 	__u8 filter_netns;	/* 1: a drop must match netns_filter or an IP */
@@ -25,6 +42,10 @@ struct drops_config {
 	__u8 aggregate_only;	/* 1: count in maps, emit no events */
 	__u32 wakeup_bytes;	/* wake the reader only past this backlog */
 	__u64 rate_per_cpu;	/* events/s per CPU; 0 = unlimited */
+	__u8 kernel_reasons;	/* 1: the hook passes a reason (its BTF has the argument) */
+	__u8 location_count;	/* entries of locations[] in use */
+	__u8 pad[6];
+	struct drops_location locations[DROPS_MAX_LOCATIONS];
 };
 
 /* An address in IPv6 form; IPv4 is stored v4-mapped (::ffff:a.b.c.d). */
@@ -49,7 +70,8 @@ struct drop_event {
 	__u16 dport;		/* host order; ICMP: code */
 	__u8 has_ports;		/* 1 for TCP/UDP/SCTP, 2 for ICMP type/code */
 	__u8 family;		/* 4, 6 or 0 */
-	__u8 pad[2];
+	__u8 flags;		/* DROPS_FLAG_* bits */
+	__u8 pad;
 	char ifname[DROPS_IFNAMSIZ];
 };
 
@@ -74,7 +96,8 @@ struct drops_counters {
 
 _Static_assert(sizeof(struct drop_event) == 96, "drop_event layout");
 _Static_assert(sizeof(struct drop_flow) == 40, "drop_flow layout");
-_Static_assert(sizeof(struct drops_config) == 16, "drops_config layout");
+_Static_assert(sizeof(struct drops_location) == 24, "drops_location layout");
+_Static_assert(sizeof(struct drops_config) == 408, "drops_config layout"); /* 24 + 24 * 16 */
 _Static_assert(sizeof(struct drops_counters) == 40, "drops_counters layout");
 
 #endif /* KUBECTL_BPF_DROPS_H */

@@ -16,17 +16,28 @@ import time
 from typing import Any, Optional
 
 from kubectl_bpf.agent import errors, ksyms, libbpf, loader, preflight, reasons, targets
+from kubectl_bpf.gadgets.drops import modes, schema
 from kubectl_bpf.gadgets.drops import params as drops_params
-from kubectl_bpf.gadgets.drops import schema
 from kubectl_bpf.protocol import records
 
 OBJECT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drops.bpf.o")
 
 # Twins of drops.h, little-endian as the host (x86_64, arm64).
-EVENT = struct.Struct("<QQIIIIIHBB16s16sHHBB2x16s")  # struct drop_event
+EVENT = struct.Struct("<QQIIIIIHBB16s16sHHBBBx16s")  # struct drop_event
 FLOW = struct.Struct("<16s16sHBBI")  # struct drop_flow
 COUNTERS = struct.Struct("<5Q")  # struct drops_counters
 IFNAMSIZ = 16
+
+
+MAX_LOCATIONS = 16  # DROPS_MAX_LOCATIONS
+FLAG_REASON_DERIVED = 1  # DROPS_FLAG_REASON_DERIVED
+
+
+class DropsLocation(ctypes.Structure):
+    """struct drops_location: a function whose drops get a derived reason."""
+
+    _fields_ = [("start", ctypes.c_uint64), ("end", ctypes.c_uint64), ("reason", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32)]
 
 
 class DropsConfig(ctypes.Structure):
@@ -34,7 +45,9 @@ class DropsConfig(ctypes.Structure):
 
     _fields_ = [("filter_netns", ctypes.c_uint8), ("filter_ip", ctypes.c_uint8),
                 ("filter_reason", ctypes.c_uint8), ("aggregate_only", ctypes.c_uint8),
-                ("wakeup_bytes", ctypes.c_uint32), ("rate_per_cpu", ctypes.c_uint64)]
+                ("wakeup_bytes", ctypes.c_uint32), ("rate_per_cpu", ctypes.c_uint64),
+                ("kernel_reasons", ctypes.c_uint8), ("location_count", ctypes.c_uint8),
+                ("pad", ctypes.c_uint8 * 6), ("locations", DropsLocation * MAX_LOCATIONS)]
 
 
 MATCH_NETNS, MATCH_SRC_IP, MATCH_DST_IP = 1, 2, 4
@@ -44,8 +57,14 @@ ETH_P_ARP = 0x0806
 VARIANTS = (loader.Variant("handle_kfree_skb_btf", "tp_btf/kfree_skb"),
             loader.Variant("handle_kfree_skb_raw", "raw_tp/kfree_skb"),
             loader.Variant("handle_kfree_skb_tp", "tracepoint/skb/kfree_skb"))
+# Direct BTF reads only, for lockdown=confidentiality (see modes.py); also the
+# last resort when lockdown cannot be read and every other variant is refused.
+LOCKED = loader.Variant("handle_kfree_skb_locked", "tp_btf/kfree_skb")
+ALL_VARIANTS = (*VARIANTS, LOCKED)
+# btf_trace_kfree_skb(void *, skb, location, reason[, rx_sk]): reasons from 4 parameters.
+REASON_PARAMS = 4
 LAYOUT = {"drop_event": EVENT.size, "drop_flow": FLOW.size, "drops_counters": COUNTERS.size,
-          "drops_config": ctypes.sizeof(DropsConfig)}
+          "drops_config": ctypes.sizeof(DropsConfig), "drops_location": ctypes.sizeof(DropsLocation)}
 
 
 def check_layout(obj: libbpf.Object) -> None:
@@ -131,9 +150,15 @@ class Decoder:
             return PROTOCOLS.get(ip_proto, "other")
         return "ARP" if ethertype == ETH_P_ARP else "other"
 
+    def reason_source(self, code: int, flags: int) -> Optional[str]:
+        """Where REASON came from: the kernel, the location, or nowhere (UNKNOWN)."""
+        if not self._reasons.derived:
+            return "kernel"
+        return "location" if flags & FLAG_REASON_DERIVED else None
+
     def decode(self, raw: bytes) -> schema.DropRecord:
         (ts_ns, location, reason, netns, ifindex, iif, length, ethertype, ip_proto, match,
-         saddr, daddr, sport, dport, has_ports, family, ifname_raw) = EVENT.unpack_from(raw)
+         saddr, daddr, sport, dport, has_ports, family, flags, ifname_raw) = EVENT.unpack_from(raw)
         # Keyed by the name, not the 16 raw bytes: bytes after the NUL are whatever the
         # ring slot held before, and keying on them grew this cache by one entry per event.
         name_bytes = ifname_raw.split(b"\0", 1)[0]
@@ -144,6 +169,7 @@ class Decoder:
             "time": self.wall_time(ts_ns),
             "reason": self.reason(reason),
             "reason_code": reason,
+            "reason_source": self.reason_source(reason, flags),
             "location": self._symbols.symbolize(location),
             "protocol": self.protocol(family, ip_proto, ethertype),
             "ip_proto": ip_proto if family else None,
@@ -169,8 +195,11 @@ class Decoder:
 
 
 def load_reason_table() -> reasons.ReasonTable:
+    """The kernel's reasons when its kfree_skb passes one, else the derived table."""
     btf = libbpf.Btf.load_vmlinux()
     try:
+        if btf.typedef_proto_params("btf_trace_kfree_skb") < REASON_PARAMS:
+            return reasons.ReasonTable.from_locations()
         core = btf.enum_values(btf.find("skb_drop_reason", libbpf.BTF_KIND_ENUM))
         subsys_id = btf.find("skb_drop_reason_subsys", libbpf.BTF_KIND_ENUM)
         subsystems = btf.enum_values(subsys_id) if subsys_id > 0 else {}
@@ -179,14 +208,30 @@ def load_reason_table() -> reasons.ReasonTable:
     return reasons.ReasonTable(core, subsystems)
 
 
+def derived_locations(table: reasons.ReasonTable, kallsyms_path: str) -> list[tuple[int, int, int]]:
+    """(start, end, derived code) of each LOCATION_REASONS function found in kallsyms."""
+    ranges = ksyms.function_ranges(reasons.LOCATION_REASONS, kallsyms_path)
+    return [(start, end, table.code(reasons.LOCATION_REASONS[name]))
+            for name, start, end in ranges][:MAX_LOCATIONS]
+
+
+def choose_variants(facts: preflight.HostFacts) -> tuple[loader.Variant, ...]:
+    """Lockdown known: only the direct-read program. Unknown (securityfs not
+    mounted): the usual order, then the direct-read one if all are refused."""
+    if facts.lockdown == "confidentiality":
+        return (LOCKED,)
+    usual = VARIANTS if facts.tracefs else VARIANTS[:2]
+    return (*usual, LOCKED)
+
+
 class DropsGadget:
     """Implements agent.runner.Gadget for skb:kfree_skb."""
 
     name = "drops"
     event_type = schema.DROP
-    btf_types: tuple[str, ...] = ("btf_trace_kfree_skb", "skb_drop_reason")
+    btf_types: tuple[str, ...] = ("btf_trace_kfree_skb",)
     tracepoint = "skb/kfree_skb"
-    reads_kernel_memory = True  # packet headers through bpf_probe_read_kernel
+    reads_kernel_memory = False  # degrades under lockdown instead: handle_kfree_skb_locked (modes.py)
 
     def __init__(self, params: drops_params.DropsParams, *, object_path: str = OBJECT_PATH,
                  kallsyms_path: str = "/proc/kallsyms") -> None:
@@ -199,11 +244,14 @@ class DropsGadget:
         self._ring: Optional[libbpf.RingBuffer] = None
         self._batch: list[dict[str, Any]] = []
         self._received = 0
+        self._kallsyms_path = kallsyms_path
+        self.mode = modes.Mode(modes.REASONS_KERNEL, modes.READS_PROBE)
 
     # -- attach -----------------------------------------------------------
 
     def attach(self, target: targets.HostTarget, facts: preflight.HostFacts) -> loader.AttachInfo:
-        self._reasons = load_reason_table()
+        table = self._reasons = load_reason_table()
+        locations = derived_locations(table, self._kallsyms_path) if table.derived else []
         reason_codes = [self._reason_code(name) for name in self.params.reasons]
         if not os.path.exists(self._object_path):
             raise errors.UnsupportedError(f"BPF object {self._object_path} is missing: reinstall kubectl-bpf")
@@ -218,6 +266,10 @@ class DropsGadget:
             config.aggregate_only = self.params.aggregate
             config.wakeup_bytes = self.params.wakeup_bytes
             config.rate_per_cpu = -(-self.params.rate_limit // ncpus) if self.params.rate_limit else 0
+            config.kernel_reasons = not table.derived
+            config.location_count = len(locations)
+            for slot, (start, end, code) in zip(config.locations, locations):
+                slot.start, slot.end, slot.reason = start, end, code
             obj.map("events").set_max_entries(self.params.ring_bytes)
 
         def populate(obj: libbpf.Object) -> None:
@@ -229,19 +281,31 @@ class DropsGadget:
             for code in reason_codes:
                 obj.map("reason_filter").update(struct.pack("<I", code), present)
 
-        variants = VARIANTS if facts.tracefs else VARIANTS[:2]
-        self._attached = loader.attach_first(self._object_path, variants,
+        self._attached = loader.attach_first(self._object_path, self.variants(facts),
                                              configure=configure, populate=populate)
+        reasons_mode = (modes.REASONS_KERNEL if not table.derived else
+                        modes.REASONS_DERIVED if locations else modes.REASONS_UNKNOWN)
+        reads = modes.READS_BTF if self._attached.program.name == LOCKED.program else modes.READS_PROBE
+        self.mode = modes.Mode(reasons_mode, reads)
         self._decoder = Decoder(self._reasons, self._symbols)
         self._ring = libbpf.RingBuffer(self._attached.obj.map("events"), self._on_sample)
         self._symbols.load_in_background()
-        return self._attached.info()
+        return self._attached.info(self.mode.to_record(facts.kernel))
+
+    def variants(self, facts: preflight.HostFacts) -> tuple[loader.Variant, ...]:
+        """The programs to try, in order (tests force the lockdown one)."""
+        return choose_variants(facts)
 
     def _reason_code(self, name: str) -> int:
         assert self._reasons is not None
         try:
             return self._reasons.code(name)
         except KeyError:
+            if self._reasons.derived:
+                raise errors.BadInputError(
+                    f"drop reason {name!r} cannot be told on kernel {os.uname().release}: its kfree_skb "
+                    f"has no reasons; derived from the location: {', '.join(self._reasons.names())}"
+                ) from None
             raise errors.BadInputError(f"unknown drop reason {name!r} for kernel {os.uname().release} "
                                        "(see 'kubectl-bpf drops --list-reasons')") from None
 
@@ -314,7 +378,7 @@ class DropsGadget:
         return {**counts, "unaccounted": unaccounted, "duration_s": duration_s,
                 "reasons": dict(sorted(per_reason.items(), key=lambda item: -item[1])),
                 "flows": [dict(flow) for flow in flows], "flow_count": flow_count,
-                "flow_overflow": counters[4]}
+                "flow_overflow": counters[4], "mode": self.mode.to_record(os.uname().release)}
 
     def close(self) -> None:
         if self._ring is not None:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import click
 
 from kubectl_bpf.cli import render
-from kubectl_bpf.gadgets.drops import schema
+from kubectl_bpf.gadgets.drops import modes, schema
 from kubectl_bpf.protocol import records
 
 
@@ -34,8 +34,16 @@ def protocol_cell(record: dict[str, Any]) -> str:
     return str(record.get("protocol"))
 
 
+def reason_cell(record: dict[str, Any]) -> str:
+    """A reason derived from the location (kernels without reasons) is marked with *."""
+    return f"{record.get('reason')}{DERIVED_MARK if record.get('reason_source') == 'location' else ''}"
+
+
+DERIVED_MARK = "*"
+
 LIVE_FORMATTERS: dict[str, render.Formatter] = {
     "time": clock,
+    "reason": reason_cell,
     "protocol": protocol_cell,
     "src": lambda r: endpoint(r.get("src"), r.get("sport")),
     "dst": lambda r: endpoint(r.get("dst"), r.get("dport")),
@@ -80,9 +88,15 @@ def summary_text(summary: dict[str, Any]) -> str:
                 "read)" if summary.get("transport_lost") else "")
              + (f", {summary['missed']} missed by the kernel" if summary.get("missed") else "")
              + (f", {summary['unaccounted']} UNACCOUNTED" if summary.get("unaccounted") else "")]
+    mode = summary.get("mode")
+    if mode:
+        lines.append(f"Reasons: {modes.label(mode)}")
+    derived = (mode or {}).get("reasons") == modes.REASONS_DERIVED
     reasons = summary.get("reasons") or {}
     if reasons:
-        lines += ["", render.table(["REASON", "COUNT"], [[name, count] for name, count in reasons.items()])]
+        rows = [[name + (DERIVED_MARK if derived and name != "UNKNOWN" else ""), count]
+                for name, count in reasons.items()]
+        lines += ["", render.table(["REASON", "COUNT"], rows)]
     flows = summary.get("flows") or []
     if flows:
         more = summary.get("flow_count", len(flows)) - len(flows)
@@ -108,6 +122,8 @@ class TableSink:
                      f"netns {target['netns'] or '-'} / IPs {', '.join(target['ips']) or '-'}")
             click.echo(f"Tracing drops of {scope} via {payload['hook']} (kernel {payload['kernel']}); "
                        "Ctrl-C to stop.", err=True)
+            for line in (payload.get("mode") or {}).get("degraded", []):
+                click.echo(f"kubectl-bpf: note: {line}", err=True)
         elif record_type == records.READY and not self._aggregate:
             self._live.header()
         elif record_type == schema.FLOWS:

@@ -17,6 +17,9 @@ class DropRecord(TypedDict):
     time: str  # ISO 8601 UTC, microseconds
     reason: str  # from the running kernel's BTF, without SKB_DROP_REASON_
     reason_code: int
+    # "kernel": the kernel's own reason; "location": derived from the freeing
+    # function (kernels without reasons; the table marks it with *); None: UNKNOWN.
+    reason_source: Optional[str]
     location: str  # func+0xoff of the kernel code that dropped it
     protocol: str  # TCP, UDP, ICMP, ICMPv6, SCTP, ARP or other
     ip_proto: Optional[int]

@@ -36,7 +36,8 @@ def pack_event(**fields: Any) -> bytes:
     event = {"ts_ns": 1_000_000_000, "location": UDP4_LIB_RCV + 0x1A, "reason": 3, "netns": NETNS,
              "ifindex": 2, "iif": 2, "len": 60, "ethertype": 0x0800, "ip_proto": 17,
              "match": node.MATCH_DST_IP, "saddr": v4("10.0.0.1"), "daddr": v4("10.0.0.2"),
-             "sport": 40000, "dport": 53, "has_ports": node.HAS_PORTS, "family": 4, "ifname": b"eth0"}
+             "sport": 40000, "dport": 53, "has_ports": node.HAS_PORTS, "family": 4, "flags": 0,
+             "ifname": b"eth0"}
     event.update(fields)
     return node.EVENT.pack(*event.values())
 
@@ -58,7 +59,8 @@ def decoder(symbols: ksyms.Symbols) -> node.Decoder:
 def test_ipv4_udp_drop_decodes_every_field(decoder: node.Decoder) -> None:
     record = decoder.decode(pack_event())
     assert {key: value for key, value in record.items() if key != "time"} == {
-        "reason": "NO_SOCKET", "reason_code": 3, "location": "__udp4_lib_rcv+0x1a",
+        "reason": "NO_SOCKET", "reason_code": 3, "reason_source": "kernel",
+        "location": "__udp4_lib_rcv+0x1a",
         "protocol": "UDP", "ip_proto": 17, "src": "10.0.0.1", "dst": "10.0.0.2",
         "sport": 40000, "dport": 53, "icmp_type": None, "icmp_code": None, "direction": "ingress",
         "netns": NETNS, "ifname": "eth0", "ifindex": 2, "len_bytes": 60}
@@ -265,8 +267,9 @@ def test_addr_key_is_the_kernels_address_form() -> None:
 def test_non_ip_drop_after_an_ipv6_unspecified_source_has_no_addresses(decoder: node.Decoder) -> None:
     zero = b"\0" * 16
     solicitation = node.EVENT.pack(1, 0, 3, 1, 2, 2, 72, 0x86DD, 58, 1, zero,
-                                   socket.inet_pton(socket.AF_INET6, "ff02::1:ff00:1"), 135, 0, 2, 6, b"eth0")
-    arp = node.EVENT.pack(2, 0, 3, 1, 2, 2, 28, 0x0806, 0, 1, zero, zero, 0, 0, 0, 0, b"eth0")
+                                   socket.inet_pton(socket.AF_INET6, "ff02::1:ff00:1"), 135, 0, 2, 6, 0,
+                                   b"eth0")
+    arp = node.EVENT.pack(2, 0, 3, 1, 2, 2, 28, 0x0806, 0, 1, zero, zero, 0, 0, 0, 0, 0, b"eth0")
     assert decoder.decode(solicitation)["src"] == "::"
     record = decoder.decode(arp)
     assert (record["src"], record["dst"], record["protocol"]) == (None, None, "ARP")
@@ -276,3 +279,13 @@ def test_same_bytes_decode_per_family(decoder: node.Decoder) -> None:
     mapped = b"\0" * 10 + b"\xff\xff" + socket.inet_pton(socket.AF_INET, "10.1.2.3")
     assert decoder.address(mapped, 6) == "::ffff:10.1.2.3"
     assert decoder.address(mapped, 4) == "10.1.2.3"
+
+
+def test_without_kernel_reasons_a_derived_reason_says_it_came_from_the_location(
+        symbols: ksyms.Symbols) -> None:
+    table = reasons.ReasonTable.from_locations()
+    derived = node.Decoder(table, symbols)
+    record = derived.decode(pack_event(reason=table.code("NO_SOCKET"), flags=node.FLAG_REASON_DERIVED))
+    assert (record["reason"], record["reason_source"]) == ("NO_SOCKET", "location")
+    unknown = derived.decode(pack_event(reason=0, flags=0))
+    assert (unknown["reason"], unknown["reason_source"]) == ("UNKNOWN", None)

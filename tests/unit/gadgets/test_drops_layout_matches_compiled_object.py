@@ -16,7 +16,8 @@ from kubectl_bpf.gadgets.drops import node
 
 # C member names in declaration order, as node.Decoder.decode unpacks them.
 EVENT_FIELDS = ("ts_ns", "location", "reason", "netns", "ifindex", "iif", "len", "ethertype", "ip_proto",
-                "match", "saddr", "daddr", "sport", "dport", "has_ports", "family", "pad", "ifname")
+                "match", "saddr", "daddr", "sport", "dport", "has_ports", "family", "flags", "pad",
+                "ifname")
 FLOW_FIELDS = ("saddr", "daddr", "dport", "ip_proto", "family", "reason")
 COUNTER_FIELDS = ("seen", "emitted", "lost", "suppressed", "flow_overflow")
 
@@ -61,7 +62,7 @@ def test_offsets_helper_reads_struct_formats() -> None:
 
 
 def test_event_format_is_the_documented_one() -> None:
-    assert node.EVENT.format == "<QQIIIIIHBB16s16sHHBB2x16s"
+    assert node.EVENT.format == "<QQIIIIIHBB16s16sHHBBBx16s"
 
 
 def test_every_drop_event_field_is_where_the_decoder_reads_it(btf: libbpf.Btf) -> None:
@@ -81,6 +82,12 @@ def test_every_config_field_is_where_the_agent_writes_it(btf: libbpf.Btf) -> Non
     assert members(btf, "drops_config") == twin
 
 
+def test_every_location_field_is_where_the_agent_writes_it(btf: libbpf.Btf) -> None:
+    twin = [(name, getattr(node.DropsLocation, name).offset) for name, _ in node.DropsLocation._fields_]
+    assert members(btf, "drops_location") == twin
+    assert len(node.DropsConfig().locations) == node.MAX_LOCATIONS
+
+
 @pytest.mark.parametrize("struct_name", sorted(node.LAYOUT))
 def test_struct_sizes_match_the_objects_btf(drops_object: libbpf.Object, struct_name: str) -> None:
     assert drops_object.struct_size(struct_name) == node.LAYOUT[struct_name]
@@ -90,6 +97,7 @@ def test_struct_sizes_match_the_headers_static_asserts() -> None:
     header = (pathlib.Path(node.OBJECT_PATH).parent / "drops.h").read_text()
     asserted = dict(re.findall(r"_Static_assert\(sizeof\(struct (\w+)\) == (\d+)", header))
     assert {name: int(size) for name, size in asserted.items()} == node.LAYOUT
+    assert f"#define DROPS_MAX_LOCATIONS {node.MAX_LOCATIONS}\n" in header
 
 
 def test_event_size_is_the_objects_drop_event(drops_object: libbpf.Object) -> None:
@@ -116,7 +124,7 @@ def test_check_layout_refuses_an_object_without_the_struct(drops_object: libbpf.
 
 
 def test_rodata_holds_exactly_the_config(drops_object: libbpf.Object) -> None:
-    assert len(drops_object.map(".rodata").initial_value()) == ctypes.sizeof(node.DropsConfig) == 16
+    assert len(drops_object.map(".rodata").initial_value()) == ctypes.sizeof(node.DropsConfig) == 408
 
 
 def test_counters_map_value_is_one_counters_struct_per_cpu(drops_object: libbpf.Object) -> None:
@@ -133,5 +141,5 @@ def test_filter_map_keys_are_what_the_agent_writes(drops_object: libbpf.Object) 
 
 
 def test_every_hook_variant_is_a_program_of_the_object(drops_object: libbpf.Object) -> None:
-    for variant in node.VARIANTS:
+    for variant in node.ALL_VARIANTS:
         assert drops_object.program(variant.program).name == variant.program

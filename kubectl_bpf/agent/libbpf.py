@@ -34,6 +34,7 @@ PERCPU_MAP_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP
 BTF_KIND_STRUCT = 4
 BTF_KIND_ENUM = 6
 BTF_KIND_TYPEDEF = 8
+BTF_KIND_FUNC = 12
 BTF_KIND_FUNC_PROTO = 13
 BTF_KIND_ENUM64 = 19
 BPF_STATS_RUN_TIME = 0
@@ -90,6 +91,8 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "bpf_object__btf": (_VOIDP, [_VOIDP]),
     "bpf_object__find_map_by_name": (_VOIDP, [_VOIDP, ctypes.c_char_p]),
     "bpf_object__find_program_by_name": (_VOIDP, [_VOIDP, ctypes.c_char_p]),
+    "bpf_object__next_program": (_VOIDP, [_VOIDP, _VOIDP]),
+    "bpf_program__name": (ctypes.c_char_p, [_VOIDP]),
     "bpf_program__set_autoload": (_INT, [_VOIDP, ctypes.c_bool]),
     "bpf_program__set_log_buf": (_INT, [_VOIDP, _VOIDP, _SIZE]),
     "bpf_program__attach": (_VOIDP, [_VOIDP]),
@@ -518,6 +521,15 @@ class Object:
             lib().bpf_object__find_program_by_name(self._live(), name.encode()),
             f"program {name} in {self.path}")
         return Program(pointer, name)
+
+    def programs(self) -> list[Program]:
+        """Every program of the object, in section order."""
+        found: list[Program] = []
+        pointer = lib().bpf_object__next_program(self._live(), None)
+        while pointer:
+            found.append(Program(pointer, lib().bpf_program__name(pointer).decode()))
+            pointer = lib().bpf_object__next_program(self._live(), pointer)
+        return found
 
     def load(self) -> None:
         recent_messages()

@@ -89,8 +89,8 @@ def attach_first(path: str, variants: Sequence[Variant], *,
         started = time.monotonic()
         obj = libbpf.Object(path)
         try:
-            for other in variants:
-                obj.program(other.program).set_autoload(other is variant)
+            for program in obj.programs():  # the object's others too (variants may be a subset)
+                program.set_autoload(program.name == variant.program)
             configure(obj)
             load_object(obj, [variant.program])
             populate(obj)

@@ -71,7 +71,6 @@ class GadgetSummary(Counts):
     flows: list[dict[str, object]]  # the top flows by count
     flow_count: int
     flow_overflow: int  # drops not in any flow because the flow table was full
-    mode: NotRequired[dict[str, Any]]  # as in Preflight: how reasons were told
 
 
 class Summary(GadgetSummary):

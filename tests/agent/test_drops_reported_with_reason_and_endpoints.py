@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.agent import kernel
 from tests.agent.conftest import CLIENT_V4, CLIENT_V6, TARGET_V4, TARGET_V6
 
 pytestmark = pytest.mark.agent
 
 
-def test_nftables_drop_in_target_netns_is_netfilter_drop_at_nft_do_chain(pair, trace):
+def test_nftables_drop_in_target_netns_is_netfilter_drop_in_netfilter(pair, trace):
     client, target = pair
     target.nft_drop("input", "udp dport 7777")
     tracer = trace("--netns", target.path)
@@ -20,7 +21,7 @@ def test_nftables_drop_in_target_netns_is_netfilter_drop_at_nft_do_chain(pair, t
     assert len(drops) == 5
     for drop in drops:
         assert drop["reason"] == "NETFILTER_DROP"
-        assert drop["location"].startswith("nft_do_chain+0x")
+        assert drop["location"].startswith(kernel.NETFILTER_FUNCTIONS)
         assert (drop["protocol"], drop["src"], drop["dst"]) == ("UDP", CLIENT_V4, TARGET_V4)
         assert drop["direction"] == "ingress"
         assert drop["netns"] == target.inode

@@ -9,8 +9,14 @@ import pytest
 
 from kubectl_bpf.agent import errors, libbpf, loader
 from kubectl_bpf.gadgets.drops import node
+from tests.agent import kernel
 
 pytestmark = pytest.mark.agent
+
+
+def this_kernels_program() -> tuple[loader.Variant, ...]:
+    """The program the agent attaches here: a probe-read one, or under lockdown a direct-read one."""
+    return tuple(v for v in node.ALL_VARIANTS if v.program == kernel.running().program)
 
 
 def whole_host(obj: libbpf.Object) -> None:
@@ -27,7 +33,7 @@ def provoke_drop() -> None:
 
 
 def test_exception_in_ring_buffer_callback_is_reraised_after_poll():
-    attached = loader.attach_first(node.OBJECT_PATH, node.VARIANTS[:1], configure=whole_host,
+    attached = loader.attach_first(node.OBJECT_PATH, this_kernels_program(), configure=whole_host,
                                    populate=nothing)
 
     class Boom(Exception):
@@ -78,7 +84,7 @@ def test_all_hooks_refused_is_one_unsupported_error_naming_each(monkeypatch):
 
 
 def test_percpu_counters_are_summed_over_every_possible_cpu():
-    attached = loader.attach_first(node.OBJECT_PATH, node.VARIANTS[:1], configure=whole_host,
+    attached = loader.attach_first(node.OBJECT_PATH, this_kernels_program(), configure=whole_host,
                                    populate=nothing)
     try:
         counters = attached.obj.map("counters")

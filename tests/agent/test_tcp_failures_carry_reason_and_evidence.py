@@ -12,7 +12,7 @@ import pytest
 
 from kubectl_bpf.agent import libbpf, loader
 from kubectl_bpf.gadgets.tcp import node
-from tests.agent import netlab, tracer
+from tests.agent import kernel, netlab, tracer
 
 pytestmark = pytest.mark.agent
 
@@ -141,7 +141,7 @@ def test_dropped_syns_time_out_with_the_netfilter_drop_as_evidence(pair, tracers
     assert evidence is not None, timeout
     assert (evidence["packet"], evidence["reason"]) == ("SYN", "NETFILTER_DROP")
     assert evidence["direction"] == "outbound"
-    assert evidence["location"].startswith("nft_do_chain+0x")
+    assert evidence["location"].startswith(kernel.NETFILTER_FUNCTIONS)
     assert evidence["netns"] == server.inode and evidence["count"] == timeout["retransmits"] + 1
     assert run.summary["evidence"] and run.summary["reasons"]["NETFILTER_DROP"] >= 2
 

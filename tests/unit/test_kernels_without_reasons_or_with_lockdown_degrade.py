@@ -74,10 +74,10 @@ def test_lockdown_mode_is_the_bracketed_word(tmp_path: pathlib.Path) -> None:
 def test_lockdown_known_loads_only_the_direct_read_program() -> None:
     facts = preflight.HostFacts(kernel="6.12", btf=True, capabilities=(), lockdown="confidentiality",
                                 tracefs=True)
-    assert node.choose_variants(facts) == (node.LOCKED,)
+    assert node.choose_variants(facts) == (node.LOCKED, node.LOCKED_BARE)
     unknown = preflight.HostFacts(kernel="6.12", btf=True, capabilities=(), lockdown="unknown",
                                   tracefs=False)
-    assert node.choose_variants(unknown) == (*node.VARIANTS[:2], node.LOCKED)
+    assert node.choose_variants(unknown) == (*node.VARIANTS[:2], node.LOCKED, node.LOCKED_BARE)
 
 
 def test_verifier_rejection_is_one_line_with_the_cause_and_the_log_in_a_file(
@@ -94,8 +94,9 @@ def test_verifier_rejection_is_one_line_with_the_cause_and_the_log_in_a_file(
 
 def test_modes_say_what_is_degraded_in_one_line_each() -> None:
     assert modes.Mode(modes.REASONS_KERNEL, modes.READS_PROBE).degraded("6.18") == []
-    locked = modes.Mode(modes.REASONS_KERNEL, modes.READS_BTF).to_record("6.12")
-    assert locked["headers"] is False and locked["degraded"] == [modes.LOCKDOWN_LINE]
+    assert modes.Mode(modes.REASONS_KERNEL, modes.READS_BTF).to_record("6.12")["degraded"] == []
+    bare = modes.Mode(modes.REASONS_KERNEL, modes.READS_BARE).to_record("6.1")
+    assert bare["headers"] is False and bare["degraded"] == [modes.LOCKDOWN_LINE]
     derived = modes.Mode(modes.REASONS_DERIVED, modes.READS_PROBE).degraded("5.10")
     assert len(derived) == 1 and "derived" in derived[0]
 

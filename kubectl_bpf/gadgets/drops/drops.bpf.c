@@ -14,10 +14,13 @@
  *   only behind bpf_core_*_exists(), so their relocation cannot fail.
  *
  * Entry points, so the agent can fall back when one is refused: tp_btf,
- * raw_tp, the classic tracepoint (which alone needs tracefs), and
- * handle_kfree_skb_locked for kernel lockdown=confidentiality, where
- * bpf_probe_read_kernel is refused: it reads the skb by direct BTF loads
- * only and so cannot parse packet headers. The agent autoloads exactly one.
+ * raw_tp, the classic tracepoint (which alone needs tracefs), then two for
+ * kernel lockdown=confidentiality, where bpf_probe_read_kernel is refused
+ * (so the whole program would be): handle_kfree_skb_locked reads the skb by
+ * direct BTF loads and the packet headers through the bpf_rdonly_cast kfunc
+ * (6.2+), whose untrusted pointers are read by the same fault-safe loads;
+ * handle_kfree_skb_locked_bare, for older locked kernels, reads no headers.
+ * The agent autoloads exactly one.
  *
  * Packets are parsed from skb->head + network_header, never through skb->sk:
  * most policy drops have no socket (field notes §2).
@@ -99,6 +102,17 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rate_bucket);
 } buckets SEC(".maps");
+
+/* How handle_drop reads kernel memory: a constant per entry point. */
+#define READ_PROBE 0	/* bpf_probe_read_kernel (BPF_CORE_READ) */
+#define READ_BTF 1	/* direct BTF loads; headers via bpf_rdonly_cast (lockdown, 6.2+) */
+#define READ_BARE 2	/* direct BTF loads, no headers (lockdown before 6.2) */
+
+/* Casts a kernel address to a read-only, untrusted pointer to a kernel type:
+ * its loads are fault-safe like BTF pointer loads, with no helper call. Weak:
+ * only handle_kfree_skb_locked calls it, and only kernels that have it load it. */
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym __weak;
+#define BTF_CAST(type, addr) ((type *)bpf_rdonly_cast((const void *)(addr), bpf_core_type_id_kernel(type)))
 
 /* Wire formats are fixed by RFCs, so these need no CO-RE relocation. */
 struct ipv4_hdr {
@@ -231,6 +245,105 @@ static __always_inline void parse_l4(unsigned char *head, __u32 off, struct pack
 	}
 }
 
+/* The same parsers through bpf_rdonly_cast pointers, for READ_BTF: typed
+ * loads of the kernel's own header structs instead of probe reads. */
+static __always_inline __u32 parse_ipv4_btf(unsigned char *head, __u32 nh, struct packet *pkt)
+{
+	struct iphdr *ip = BTF_CAST(struct iphdr, head + nh);
+	__u8 version_ihl = *(__u8 *)ip; /* the version and ihl bitfields */
+
+	if ((version_ihl >> 4) != 4 || (version_ihl & 0xf) < 5)
+		return 0;
+	pkt->family = 4;
+	pkt->ip_proto = ip->protocol;
+	set_v4_mapped(&pkt->saddr, ip->saddr);
+	set_v4_mapped(&pkt->daddr, ip->daddr);
+	if (bpf_ntohs(ip->frag_off) & IP_OFFSET_MASK)
+		return 0;
+	return nh + (version_ihl & 0xf) * 4;
+}
+
+static __always_inline void copy_in6_btf(struct drops_addr *out, struct in6_addr *in)
+{
+	__u32 *words = (__u32 *)out->bytes;
+
+	for (int i = 0; i < 4; i++)
+		words[i] = in->in6_u.u6_addr32[i];
+}
+
+static __always_inline __u32 parse_ipv6_btf(unsigned char *head, __u32 nh, struct packet *pkt)
+{
+	struct ipv6hdr *ip = BTF_CAST(struct ipv6hdr, head + nh);
+	__u32 off = nh + sizeof(struct ipv6_hdr);
+	__u8 next;
+
+	if ((*(__u8 *)ip >> 4) != 6)
+		return 0;
+	pkt->family = 6;
+	copy_in6_btf(&pkt->saddr, &ip->saddr);
+	copy_in6_btf(&pkt->daddr, &ip->daddr);
+	next = ip->nexthdr;
+	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+		if (next != IPV6_HOPOPTS && next != IPV6_ROUTING && next != IPV6_DSTOPTS &&
+		    next != IPV6_FRAGMENT)
+			break;
+		if (next == IPV6_FRAGMENT) {
+			struct frag_hdr *frag = BTF_CAST(struct frag_hdr, head + off);
+
+			next = frag->nexthdr;
+			off += 8;
+			if (bpf_ntohs(frag->frag_off) & 0xfff8) {
+				pkt->ip_proto = next;
+				return 0;
+			}
+			continue;
+		}
+		struct ipv6_opt_hdr *opt = BTF_CAST(struct ipv6_opt_hdr, head + off);
+
+		next = opt->nexthdr;
+		off += (opt->hdrlen + 1) * 8;
+	}
+	pkt->ip_proto = next;
+	return off;
+}
+
+static __always_inline void parse_l4_btf(unsigned char *head, __u32 off, struct packet *pkt)
+{
+	switch (pkt->ip_proto) {
+	case PROTO_TCP:
+	case PROTO_UDP:
+	case PROTO_SCTP: {
+		struct udphdr *ports = BTF_CAST(struct udphdr, head + off); /* ports lead all three */
+
+		pkt->sport = bpf_ntohs(ports->source);
+		pkt->dport = bpf_ntohs(ports->dest);
+		pkt->has_ports = 1;
+		return;
+	}
+	case PROTO_ICMP:
+	case PROTO_ICMPV6: {
+		struct icmphdr *icmp = BTF_CAST(struct icmphdr, head + off); /* icmp6hdr starts the same */
+
+		pkt->sport = icmp->type;
+		pkt->dport = icmp->code;
+		pkt->has_ports = 2;
+		return;
+	}
+	}
+}
+
+static __always_inline __u32 parse_l3_btf(struct sk_buff *skb, unsigned char *head, struct packet *pkt)
+{
+	__u32 nh = skb->network_header;
+
+	pkt->ethertype = bpf_ntohs(skb->protocol);
+	if (pkt->ethertype == ETH_P_IP_)
+		return parse_ipv4_btf(head, nh, pkt);
+	if (pkt->ethertype == ETH_P_IPV6_)
+		return parse_ipv6_btf(head, nh, pkt);
+	return 0;
+}
+
 /*
  * The L3 header: addresses for the IP filter. Returns the offset of the L4
  * header (0 if none), which is read only for drops that match: a drop the IP
@@ -317,13 +430,14 @@ static __always_inline void read_ifname(struct drop_event *e, struct net_device 
 }
 
 /*
- * The body every entry point shares. direct: read the skb by direct BTF
- * loads and parse no headers (handle_kfree_skb_locked); a constant after
- * inlining, so each program holds only its own reads.
+ * The body every entry point shares. reads: READ_* of that entry point, a
+ * constant after inlining, so each program holds only its own reads (the
+ * lockdown ones no helper that reads kernel memory).
  */
 static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u32 reason,
-				       const bool direct)
+				       const int reads)
 {
+	const bool direct = reads != READ_PROBE;
 	struct packet pkt = {};
 	struct drops_counters *counts;
 	struct net_device *dev;
@@ -353,8 +467,11 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 			return 0; /* the cheap exit: no header parsing */
 	}
 
-	if (direct) {
-		pkt.ethertype = bpf_ntohs(skb->protocol); /* headers need a probe read */
+	if (reads == READ_BARE) {
+		pkt.ethertype = bpf_ntohs(skb->protocol); /* no way to read the headers */
+	} else if (reads == READ_BTF) {
+		head = skb->head;
+		l4 = parse_l3_btf(skb, head, &pkt);
 	} else {
 		head = BPF_CORE_READ(skb, head);
 		l4 = parse_l3(skb, head, &pkt);
@@ -369,7 +486,9 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 		return 0;
 	if (!cfg.filter_netns) /* only for drops that matched: an IP filter skips it */
 		netns = direct ? skb_netns_inum_btf(skb, dev) : skb_netns_inum(skb, dev);
-	if (l4)
+	if (l4 && reads == READ_BTF)
+		parse_l4_btf(head, l4, &pkt);
+	else if (l4)
 		parse_l4(head, l4, &pkt);
 
 	counts = bpf_map_lookup_elem(&counters, &zero);
@@ -445,19 +564,25 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(handle_kfree_skb_btf, struct sk_buff *skb, void *location)
 {
-	return handle_drop(skb, location, HOOK_REASON(ctx), false);
+	return handle_drop(skb, location, HOOK_REASON(ctx), READ_PROBE);
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(handle_kfree_skb_locked, struct sk_buff *skb, void *location)
 {
-	return handle_drop(skb, location, HOOK_REASON(ctx), true);
+	return handle_drop(skb, location, HOOK_REASON(ctx), READ_BTF);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_kfree_skb_locked_bare, struct sk_buff *skb, void *location)
+{
+	return handle_drop(skb, location, HOOK_REASON(ctx), READ_BARE);
 }
 
 SEC("raw_tp/kfree_skb")
 int BPF_PROG(handle_kfree_skb_raw, struct sk_buff *skb, void *location)
 {
-	return handle_drop(skb, location, HOOK_REASON(ctx), false);
+	return handle_drop(skb, location, HOOK_REASON(ctx), READ_PROBE);
 }
 
 SEC("tracepoint/skb/kfree_skb")
@@ -467,5 +592,5 @@ int handle_kfree_skb_tp(struct trace_event_raw_kfree_skb *ctx)
 
 	if (bpf_core_field_exists(ctx->reason))
 		reason = ctx->reason;
-	return handle_drop((struct sk_buff *)ctx->skbaddr, ctx->location, reason, false);
+	return handle_drop((struct sk_buff *)ctx->skbaddr, ctx->location, reason, READ_PROBE);
 }

@@ -10,15 +10,16 @@ Two independent axes:
   reasons.LOCATION_REASONS (NETFILTER_DROP, NO_SOCKET, TC_INGRESS/TC_EGRESS)
   and is UNKNOWN otherwise; ``unknown`` when, in addition, kallsyms hides
   addresses, so nothing can be derived.
-- reads: ``probe`` (bpf_probe_read_kernel: packet headers are parsed) or
-  ``btf`` under lockdown=confidentiality, which refuses that helper: the
-  program reads the skb by direct BTF loads (tp_btf), which gives netns,
-  interface, length, reason and location, but the packet bytes behind
-  skb->head are not BTF-typed memory, so no addresses, ports or protocol,
-  and an IP filter matches nothing. The netns filter works.
-
-Examples measured in qemu (tests/kernels): 5.10 derived+probe, 6.1 and 6.12
-kernel+probe, 6.12 with lockdown=confidentiality kernel+btf, 6.18 kernel+probe.
+- reads: ``probe`` (bpf_probe_read_kernel) everywhere but under
+  lockdown=confidentiality, which refuses that helper (and so the whole
+  program). There the program reads the skb by direct BTF loads (tp_btf):
+  ``btf`` on kernels with the bpf_rdonly_cast kfunc (6.2+), which turns
+  skb->head + network_header into a read-only pointer to the kernel's own
+  iphdr/ipv6hdr/udphdr, so nothing is lost; ``btf-bare`` before 6.2: the
+  packet bytes are not BTF-typed memory, so drops carry netns, interface,
+  length, reason and location but no addresses, ports or protocol, and an
+  IP filter (--ip, policy-test's probes) matches nothing. The netns filter
+  works in every mode.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ REASONS_DERIVED = "derived"
 REASONS_UNKNOWN = "unknown"
 READS_PROBE = "probe"
 READS_BTF = "btf"
+READS_BARE = "btf-bare"
 
-LOCKDOWN_LINE = ("kernel lockdown=confidentiality: BPF may not read packet memory, so drops carry no "
-                 "addresses, ports or protocol and an IP filter matches nothing (netns, interface, "
-                 "length, reason and location are reported)")
+LOCKDOWN_LINE = ("kernel lockdown=confidentiality and no bpf_rdonly_cast (Linux < 6.2): BPF may not read "
+                 "packet headers, so drops carry no addresses, ports or protocol and an IP filter "
+                 "matches nothing (netns, interface, length, reason and location are reported)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Mode:
     @property
     def headers(self) -> bool:
         """Packet headers are parsed: addresses, ports, the IP filter."""
-        return self.reads == READS_PROBE
+        return self.reads != READS_BARE
 
     def degraded(self, release: str) -> list[str]:
         """One line per thing this node cannot do, for the start of a run."""
@@ -56,12 +58,13 @@ class Mode:
         elif self.reasons == REASONS_UNKNOWN:
             lines.append(f"kernel {release}: kfree_skb has no drop reason and kallsyms hides addresses "
                          "(need CAP_SYSLOG): every REASON is UNKNOWN")
-        if self.reads == READS_BTF:
+        if self.reads == READS_BARE:
             lines.append(LOCKDOWN_LINE)
         return lines
 
     def to_record(self, release: str) -> dict[str, Any]:
-        return {"reasons": self.reasons, "headers": self.headers, "degraded": self.degraded(release)}
+        return {"reasons": self.reasons, "reads": self.reads, "headers": self.headers,
+                "degraded": self.degraded(release)}
 
 
 def label(mode: dict[str, Any]) -> str:

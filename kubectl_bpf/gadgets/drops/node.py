@@ -57,10 +57,17 @@ ETH_P_ARP = 0x0806
 VARIANTS = (loader.Variant("handle_kfree_skb_btf", "tp_btf/kfree_skb"),
             loader.Variant("handle_kfree_skb_raw", "raw_tp/kfree_skb"),
             loader.Variant("handle_kfree_skb_tp", "tracepoint/skb/kfree_skb"))
-# Direct BTF reads only, for lockdown=confidentiality (see modes.py); also the
+# No bpf_probe_read_kernel, for lockdown=confidentiality (see modes.py); also the
 # last resort when lockdown cannot be read and every other variant is refused.
+# LOCKED parses headers through bpf_rdonly_cast (6.2+), LOCKED_BARE cannot.
 LOCKED = loader.Variant("handle_kfree_skb_locked", "tp_btf/kfree_skb")
-ALL_VARIANTS = (*VARIANTS, LOCKED)
+LOCKED_BARE = loader.Variant("handle_kfree_skb_locked_bare", "tp_btf/kfree_skb")
+LOCKED_VARIANTS = (LOCKED, LOCKED_BARE)
+READS = {LOCKED.program: modes.READS_BTF, LOCKED_BARE.program: modes.READS_BARE}
+ALL_VARIANTS = (*VARIANTS, *LOCKED_VARIANTS)
+# Names one program to load instead of choosing: to see what a locked-down node
+# reports on any kernel (the agent tier runs once with each lockdown program).
+PROGRAM_ENV = "KUBECTL_BPF_DROPS_PROGRAM"
 # btf_trace_kfree_skb(void *, skb, location, reason[, rx_sk]): reasons from 4 parameters.
 REASON_PARAMS = 4
 LAYOUT = {"drop_event": EVENT.size, "drop_flow": FLOW.size, "drops_counters": COUNTERS.size,
@@ -219,9 +226,9 @@ def choose_variants(facts: preflight.HostFacts) -> tuple[loader.Variant, ...]:
     """Lockdown known: only the direct-read program. Unknown (securityfs not
     mounted): the usual order, then the direct-read one if all are refused."""
     if facts.lockdown == "confidentiality":
-        return (LOCKED,)
+        return LOCKED_VARIANTS
     usual = VARIANTS if facts.tracefs else VARIANTS[:2]
-    return (*usual, LOCKED)
+    return (*usual, *LOCKED_VARIANTS)
 
 
 class DropsGadget:
@@ -285,16 +292,22 @@ class DropsGadget:
                                              configure=configure, populate=populate)
         reasons_mode = (modes.REASONS_KERNEL if not table.derived else
                         modes.REASONS_DERIVED if locations else modes.REASONS_UNKNOWN)
-        reads = modes.READS_BTF if self._attached.program.name == LOCKED.program else modes.READS_PROBE
-        self.mode = modes.Mode(reasons_mode, reads)
+        self.mode = modes.Mode(reasons_mode, READS.get(self._attached.program.name, modes.READS_PROBE))
         self._decoder = Decoder(self._reasons, self._symbols)
         self._ring = libbpf.RingBuffer(self._attached.obj.map("events"), self._on_sample)
         self._symbols.load_in_background()
         return self._attached.info(self.mode.to_record(facts.kernel))
 
     def variants(self, facts: preflight.HostFacts) -> tuple[loader.Variant, ...]:
-        """The programs to try, in order (tests force the lockdown one)."""
-        return choose_variants(facts)
+        """The programs to try, in order, unless PROGRAM_ENV names one."""
+        forced = os.environ.get(PROGRAM_ENV)
+        if not forced:
+            return choose_variants(facts)
+        for variant in ALL_VARIANTS:
+            if variant.program == forced:
+                return (variant,)
+        raise errors.BadInputError(f"{PROGRAM_ENV}={forced} is not a program of {self._object_path}: "
+                                   f"one of {', '.join(v.program for v in ALL_VARIANTS)}")
 
     def _reason_code(self, name: str) -> int:
         assert self._reasons is not None
@@ -367,7 +380,7 @@ class DropsGadget:
         flows = [self._decoder.flow(key, count) for key, count in entries[:self.params.top_flows]]
         return flows, len(entries)
 
-    def summary(self, *, events: int, discarded: int, duration_s: float) -> records.GadgetSummary:
+    def summary(self, *, events: int, discarded: int, duration_s: float) -> schema.DropsSummary:
         assert self._attached is not None and self._decoder is not None
         counts, unaccounted, counters = self._counts(events=events, discarded=discarded)
         per_reason: dict[str, int] = {}
@@ -375,10 +388,11 @@ class DropsGadget:
             name = self._decoder.reason(struct.unpack("<I", key)[0])
             per_reason[name] = per_reason.get(name, 0) + sum_percpu(value, 1)[0]
         flows, flow_count = self._top_flows()
-        return {**counts, "unaccounted": unaccounted, "duration_s": duration_s,
+        summary: schema.DropsSummary = {**counts, "unaccounted": unaccounted, "duration_s": duration_s,
                 "reasons": dict(sorted(per_reason.items(), key=lambda item: -item[1])),
                 "flows": [dict(flow) for flow in flows], "flow_count": flow_count,
                 "flow_overflow": counters[4], "mode": self.mode.to_record(os.uname().release)}
+        return summary
 
     def close(self) -> None:
         if self._ring is not None:

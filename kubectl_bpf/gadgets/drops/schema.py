@@ -7,7 +7,9 @@ field is fine, renaming one bumps PROTOCOL_VERSION.
 
 from __future__ import annotations
 
-from typing import Optional, TypedDict
+from typing import Any, Optional, TypedDict
+
+from kubectl_bpf.protocol import records
 
 DROP = "drop"
 FLOWS = "flows"
@@ -34,6 +36,10 @@ class DropRecord(TypedDict):
     ifname: Optional[str]
     ifindex: int
     len_bytes: int
+
+
+class DropsSummary(records.GadgetSummary):
+    mode: dict[str, Any]  # as in the preflight record: how reasons were told, what is degraded
 
 
 class FlowRecord(TypedDict):

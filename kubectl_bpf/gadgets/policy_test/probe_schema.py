@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, TypedDict
 
+from kubectl_bpf.gadgets.drops import schema as drops_schema
 from kubectl_bpf.protocol import records
 
 PROBE = "probe"
@@ -80,9 +81,10 @@ class ProbeStats(records.Stats):
     in_flight: int
 
 
-class ProbeSummary(records.GadgetSummary):
-    """``summary``: drops/events/lost/suppressed as for drops (so a lost event,
-    hence possibly lost evidence, is visible), plus the probe totals."""
+class ProbeSummary(drops_schema.DropsSummary):
+    """``summary``: drops/events/lost/suppressed and the kernel mode as for
+    drops (so a lost event, hence possibly lost evidence, is visible, and so
+    is evidence without addresses under lockdown), plus the probe totals."""
 
     attempts: int  # probe records emitted
     attempts_planned: int

@@ -134,7 +134,7 @@ class TableSink:
     and the summary on stdout. Implements agent.emit.Sink."""
 
     def __init__(self, *, wide: bool) -> None:
-        self._live = render.LiveTable(live_columns(wide), sys.stdout)
+        self._live = render.LiveTable(live_columns(wide), sys.stdout, fit=not wide)  # wide: everything
         self.error: Optional[str] = None
 
     def write(self, record_type: str, seq: int, payload: dict[str, Any]) -> None:

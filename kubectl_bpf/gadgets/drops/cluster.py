@@ -152,7 +152,9 @@ class ClusterOutput:
         self._aggregate = aggregate
         prefix: list[tuple[str, render.Formatter, int]] = [
             ("NODE", lambda r: str(r.get("node")), 8), ("POD", lambda r: render.cell(r.get("pod")), 20)]
-        self._live = render.LiveTable(prefix + self.live_columns(output == "wide"), sys.stdout)
+        # NODE goes after the location and before the time: kubectl get pods -o wide has it, not the default.
+        self._live = render.LiveTable(prefix + self.live_columns(output == "wide"), sys.stdout,
+                                      fit=output != "wide", optional=("LOCATION", "NODE", "TIME"))
         self._flows: dict[str, dict[str, Any]] = {}
         self.summary = MergedSummary()
         self._flushed_at = 0.0

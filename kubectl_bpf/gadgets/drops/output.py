@@ -52,6 +52,11 @@ WIDTHS = {"time": 15, "direction": 7, "protocol": 5, "src": 21, "dst": 21, "reas
           "location": 26, "ifname": 10, "netns": 10}
 
 
+# Left out first when the table does not fit the terminal (-o wide keeps them):
+# the kernel function is for a second look, the time is on every line.
+OPTIONAL_COLUMNS = ("LOCATION", "TIME")
+
+
 def live_columns(wide: bool) -> list[tuple[str, render.Formatter, int]]:
     columns = schema.WIDE_COLUMNS if wide else schema.COLUMNS
     return [(header, LIVE_FORMATTERS.get(field, _field_cell(field)), WIDTHS.get(field, 0))
@@ -109,7 +114,7 @@ class TableSink:
     table and the summary on stdout. Implements agent.emit.Sink."""
 
     def __init__(self, *, wide: bool, aggregate: bool) -> None:
-        self._live = render.LiveTable(live_columns(wide), sys.stdout)
+        self._live = render.LiveTable(live_columns(wide), sys.stdout, fit=not wide, optional=OPTIONAL_COLUMNS)
         self._aggregate = aggregate
         self.error: Optional[str] = None
 

@@ -162,7 +162,7 @@ class TableSink:
     table and the summary on stdout. Implements agent.emit.Sink."""
 
     def __init__(self, *, wide: bool, aggregate: bool) -> None:
-        self._live = render.LiveTable(live_columns(wide), sys.stdout)
+        self._live = render.LiveTable(live_columns(wide), sys.stdout, fit=not wide)  # wide: everything
         self._aggregate = aggregate
         self.error: Optional[str] = None
 

@@ -147,6 +147,8 @@ class Decoder:
         self._reset_reasons = reset_reasons
         self._addresses: dict[int, dict[bytes, str]] = {4: {}, 6: {}}
         self._wall_offset = time.time() - time.monotonic()
+        self._second = -1
+        self._second_text = ""
 
     def address(self, raw: bytes, family: int) -> str:
         cache = self._addresses.setdefault(family, {})
@@ -158,8 +160,13 @@ class Decoder:
         return text
 
     def wall_time(self, ts_ns: int) -> str:
+        """strftime once per second: a flood's events mostly share their second."""
         wall = ts_ns / 1e9 + self._wall_offset
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1e6):06d}Z"
+        second = int(wall)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((wall - second) * 1e6):06d}Z"
 
     def reason(self, kind: int, code: int) -> Optional[str]:
         if kind == REASON_ERRNO:

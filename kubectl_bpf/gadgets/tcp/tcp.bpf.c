@@ -390,6 +390,30 @@ static __always_inline void handshake_done(const struct sock *sk, struct sock_in
 	submit(e, counts);
 }
 
+/*
+ * The end of a retransmit burst the connection's close cut short: its folded
+ * retransmits get their line, so every retransmit is in exactly one line. The
+ * line is an occurrence of its own (the folded ones stay suppressed).
+ */
+static __always_inline void flush_retransmits(const struct sock *sk, struct sock_info *si, struct conn *c,
+					      __u64 now)
+{
+	struct tcp_counters *counts = get_counters();
+	struct tcp_event *e;
+
+	if (!counts)
+		return;
+	e = occurrence(counts, false);
+	if (!e)
+		return;
+	fill_event(e, si, TCP_EV_RETRANSMIT, c->direction, now);
+	e->retransmits = c->unreported;
+	e->duration_ns = c->start_ns ? now - c->start_ns : 0;
+	fill_bytes(e, sk);
+	c->unreported = 0;
+	submit(e, counts);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -437,8 +461,13 @@ int BPF_PROG(handle_set_state, const struct sock *sk, const int oldstate, const 
 	if (newstate == ST_CLOSE && oldstate != ST_LISTEN) {
 		/* Kept, not deleted: a reset or error report that follows names the state it closed from. */
 		c = conn_of(key, true);
-		if (c)
-			c->closed_from = oldstate;
+		if (!c)
+			return 0;
+		c->closed_from = oldstate;
+		if (c->unreported) {
+			si.state = oldstate;
+			flush_retransmits(sk, &si, c, now);
+		}
 	}
 	return 0;
 }

@@ -19,7 +19,8 @@
 #define TCP_EV_ACCEPTED 7	/* SYN_RECV -> ESTABLISHED: an inbound connection */
 #define TCP_EV_RESET_SENT 8	/* tcp:tcp_send_reset */
 #define TCP_EV_RESET_RECEIVED 9	/* tcp:tcp_receive_reset on a connection past SYN_SENT */
-#define TCP_EV_RETRANSMIT 10	/* first retransmit of a burst; later ones fold into the next line */
+#define TCP_EV_RETRANSMIT 10	/* first retransmit of a burst; later ones fold into the next line
+				 * (or into one at close): every retransmit is in exactly one line */
 #define TCP_EV_ERROR 11		/* sock:inet_sk_error_report on a connection past SYN_SENT */
 
 /* tcp_event.direction, relative to the target. */
@@ -111,7 +112,7 @@ struct tcp_counters {
 	__u64 seen;		/* notable occurrences of matching sockets (each could be a line) */
 	__u64 emitted;		/* events committed to the ring buffer */
 	__u64 lost;		/* events the ring buffer could not take */
-	__u64 suppressed;	/* folded into a later RETRANSMIT line, or --aggregate */
+	__u64 suppressed;	/* retransmits folded into a later RETRANSMIT line, or --aggregate */
 	__u64 peer_overflow;	/* occurrences not in peer_stats (table full) */
 };
 

@@ -115,6 +115,29 @@ class LiveTable:
         self._out.flush()
 
 
+class Redraw:
+    """A block of text redrawn in place on a terminal (``--aggregate``): the
+    cursor goes back up over the previous block, which is erased, so the
+    terminal's scrollback keeps one copy instead of one per refresh (clearing
+    the screen pushed every refresh into it). Off a terminal each block is
+    appended: a log keeps every refresh."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = terminal_width(out) is not None
+        self._lines = 0  # lines of the block on screen now
+
+    def show(self, text: str) -> None:
+        if self._tty and self._lines:
+            # Up to the block's first line, erase its lines one by one (EL), and back up:
+            # erase-below from the top of the screen would push the block into tmux's history.
+            up = f"\x1b[{self._lines}A"
+            self._out.write("\r" + up + "\x1b[2K\x1b[1B" * self._lines + up)
+        self._out.write(text)
+        self._lines = text.count("\n")
+        self._out.flush()
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A static table in the house style (kubectl-like: plain, no borders)."""
     return tabulate(rows, headers=list(headers), tablefmt="plain", disable_numparse=True)

@@ -50,6 +50,8 @@ class PodIndex:
         self._peers = peers
         self._whole_nodes = {group.node for group in groups if group.whole_node}
         self._netns: dict[tuple[str, int], str] = {}
+        self._by_endpoints: dict[tuple[str, str, str], str] = {}  # (node, src, dst) -> pod, from netns
+        self._peer_by_endpoints: dict[tuple[str, str], str] = {}  # (src, dst) -> peer, from drop lines
 
     def learn_preflight(self, node: str, record: dict[str, Any]) -> None:
         """The agent reports the netns of every container it resolved."""
@@ -60,14 +62,20 @@ class PodIndex:
                 self._netns[(node, int(inode))] = pod
 
     def pod_of(self, node: str, record: dict[str, Any]) -> Optional[str]:
+        """The pod by netns, else by address, else the pod an earlier drop
+        with the same endpoints was attributed to by netns: the kernel's flow
+        counts carry no netns, and a link-local to multicast flow (IPv6 router
+        solicitations) names no pod by its addresses."""
+        endpoints = (node, str(record.get("src")), str(record.get("dst")))
         by_netns = self._netns.get((node, int(record.get("netns") or 0)))
         if by_netns is not None:
+            self._by_endpoints[endpoints] = by_netns
             return by_netns
         by_address = (self._target_ips.get(str(record.get("dst")))
                       or self._target_ips.get(str(record.get("src"))))
         if by_address is None and node in self._whole_nodes:  # every pod of the node is a target
             by_address = self._peers.get(str(record.get("dst"))) or self._peers.get(str(record.get("src")))
-        return by_address or self._sole_pod.get(node)
+        return by_address or self._by_endpoints.get(endpoints) or self._sole_pod.get(node)
 
     def name(self, address: Optional[str]) -> Optional[str]:
         if address is None:
@@ -81,7 +89,13 @@ class PodIndex:
             return self.name(src)
         if pod is not None and self._target_ips.get(str(src)) == pod:
             return self.name(dst)
-        return self.name(dst if record.get("direction") == "egress" else src)
+        if "direction" not in record:  # a flow count: the side its drop lines showed
+            remembered = self._peer_by_endpoints.get((str(src), str(dst)))
+            if remembered is not None:
+                return remembered
+        peer = self.name(dst if record.get("direction") == "egress" else src)
+        self._peer_by_endpoints[(str(src), str(dst))] = peer or "-"
+        return peer
 
 
 def enrich(index: PodIndex, node: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +170,7 @@ class ClusterOutput:
         self._live = render.LiveTable(prefix + self.live_columns(output == "wide"), sys.stdout,
                                       fit=output != "wide", optional=("LOCATION", "NODE", "TIME"))
         self._flows: dict[str, dict[str, Any]] = {}
+        self._flows_view = render.Redraw(sys.stdout)  # --aggregate tables, redrawn in place
         self.summary = MergedSummary()
         self._flushed_at = 0.0
         self._shown: dict[str, int] = {}  # event records actually written, per node
@@ -171,7 +186,7 @@ class ClusterOutput:
         """A periodic table record (--aggregate): redraw every node's."""
         if record.get("type") == schema.FLOWS:
             self._flows[node] = record
-            output_mod.redraw_flows(sorted(self._flows.items()))
+            self._flows_view.show(output_mod.flows_text(sorted(self._flows.items())))
 
     def handle(self, node: str, record: dict[str, Any]) -> None:
         record_type = record.get("type")
@@ -225,10 +240,10 @@ class ClusterOutput:
             click.echo(f"{node}: tracing (BPF program id {record.get('prog_id')}); Ctrl-C to stop", err=True)
             if not self._aggregate:
                 self._live.header()
+        elif record_type == records.ERROR:  # before periodic(), which would swallow it
+            click.echo(f"kubectl-bpf: error: {node}: {record.get('message')}", err=True)
         elif record_type not in (records.STATS, records.SUMMARY, records.END):
             self.periodic(node, record)
-        elif record_type == records.ERROR:
-            click.echo(f"kubectl-bpf: error: {node}: {record.get('message')}", err=True)
 
     def finish(self) -> None:
         """The merged summary (tables only: JSON readers have every node's summary record)."""

@@ -73,16 +73,14 @@ def flows_table(flows: list[dict[str, Any]]) -> str:
     return render.table(headers, rows)
 
 
-def redraw_flows(tables: list[tuple[str, dict[str, Any]]]) -> None:
-    """The --aggregate view: one flows table per (label, flows record), redrawn
-    in place on a terminal and appended otherwise (a log keeps every refresh)."""
-    if sys.stdout.isatty():
-        sys.stdout.write("\x1b[H\x1b[2J")
+def flows_text(tables: list[tuple[str, dict[str, Any]]]) -> str:
+    """The --aggregate view: one flows table per (label, flows record)."""
+    text = ""
     for label, flows in tables:
         prefix = f"{label}: " if label else ""
-        sys.stdout.write(f"{prefix}{flows['drops']} drops, {flows['flow_count']} flows\n"
-                         f"{flows_table(flows['flows'])}\n\n")
-    sys.stdout.flush()
+        text += (f"{prefix}{flows['drops']} drops, {flows['flow_count']} flows\n"
+                 f"{flows_table(flows['flows'])}\n\n")
+    return text
 
 
 def summary_text(summary: dict[str, Any]) -> str:
@@ -116,6 +114,7 @@ class TableSink:
     def __init__(self, *, wide: bool, aggregate: bool) -> None:
         self._live = render.LiveTable(live_columns(wide), sys.stdout, fit=not wide, optional=OPTIONAL_COLUMNS)
         self._aggregate = aggregate
+        self._flows_view = render.Redraw(sys.stdout)
         self.error: Optional[str] = None
 
     def write(self, record_type: str, seq: int, payload: dict[str, Any]) -> None:
@@ -132,7 +131,7 @@ class TableSink:
         elif record_type == records.READY and not self._aggregate:
             self._live.header()
         elif record_type == schema.FLOWS:
-            redraw_flows([("", payload)])
+            self._flows_view.show(flows_text([("", payload)]))
         elif record_type == records.SUMMARY:
             sys.stdout.write("\n" + summary_text(payload) + "\n")
         elif record_type == records.ERROR:

@@ -92,3 +92,16 @@ def test_shown_counts_the_lines_written_not_the_agents_events(monkeypatch: pytes
     rows = [line for line in text.splitlines() if "NO_SOCKET" in line and line.startswith("n1")]
     assert len(rows) == 3
     assert "4 drops in 1.0s: 3 shown, 0 suppressed, 0 lost, 1 lost in transport" in text
+
+
+def test_ipv6_multicast_flows_are_summed_under_the_pod_their_lines_named() -> None:
+    """Router solicitations fe80::x -> ff02::2 name no pod by address; the
+    drop lines found the pod by netns, and the summary's flows agree."""
+    pods = index()
+    for netns, src in ((4026532001, "fe80::a"), (4026532002, "fe80::b")):
+        drop = {"type": "drop", "netns": netns, "src": src, "dst": "ff02::2", "direction": "egress"}
+        assert pods.peer_of(drop, pods.pod_of("n1", drop)) == "ff02::2"
+    merged = cluster.MergedSummary()
+    merged.add("n1", {"flows": [{"src": "fe80::a", "dst": "ff02::2", "count": 3},
+                                {"src": "fe80::b", "dst": "ff02::2", "count": 2}]})
+    assert merged.by_peer(pods) == [("shop/web", "ff02::2", 3), ("shop/api", "ff02::2", 2)]

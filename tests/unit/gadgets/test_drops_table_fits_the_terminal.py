@@ -40,16 +40,35 @@ print("END", flush=True)
 time.sleep(30)
 """
 
-def run_in_tmux(output: str, columns: int = 80) -> list[str]:
+AGGREGATE = """
+import sys, time
+from kubectl_bpf.gadgets.drops import cluster
+from kubectl_bpf.kube import targets
+pod = targets.PodTarget("shop", "web", "u", "node-1", ("10.88.0.2",), (), False, "Running")
+view = cluster.ClusterOutput(cluster.PodIndex([targets.NodeGroup("node-1", (pod,))], {}), output="table",
+                             aggregate=True)
+flow = {"src": "10.88.0.1", "dst": "10.88.0.2", "protocol": "UDP", "dport": 9999, "reason": "NO_SOCKET"}
+for seq, count in enumerate((10, 20, 30), 1):
+    view.handle("node-1", {"v": 1, "seq": seq, "type": "flows", "drops": count, "flow_count": 1,
+                           "flows": [dict(flow, count=count)]})
+    time.sleep(0.2)
+print("END", flush=True)
+time.sleep(30)
+"""
+
+
+def run_in_tmux(output: str, columns: int = 80, script: str = SCRIPT) -> list[str]:
+    """The pane's lines, scrollback included, once the script printed END."""
     assert shutil.which("tmux"), "tmux is missing: run hack/install-dev-deps.sh"
     session = f"kbpf-{uuid.uuid4().hex[:8]}"
-    command = f"cd {REPO} && {sys.executable} -c '{SCRIPT}' {output} 2>/dev/null"
+    command = f"cd {REPO} && {sys.executable} -c '{script}' {output} 2>/dev/null"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(columns), "-y", "40", command],
                    check=True)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-S", "-", "-t", session],
+                                    capture_output=True,
                                     text=True, check=True).stdout
             if "END" in screen:
                 return [line for line in screen.splitlines() if line.strip() and line != "END"]
@@ -79,6 +98,13 @@ def test_wide_output_shows_every_column_and_character() -> None:
     assert lines[0].split()[:4] == ["NODE", "POD", "TIME", "DIR"]
     assert "[fd00:10:88::1]:5353" in lines[2] and "IP_INNOISE_CHECKSUM_FAILURE_LONG" in lines[2]
     assert "__udp4_lib_rcv+0x6a1" in lines[1]
+
+
+def test_aggregate_tables_are_redrawn_in_place_not_appended() -> None:
+    lines = run_in_tmux("table", script=AGGREGATE)
+    totals = [line for line in lines if "drops," in line]
+    assert totals == ["node-1: 30 drops, 1 flows"], lines  # one table on screen and in the scrollback
+    assert sum(1 for line in lines if line.startswith("SRC")) == 1, lines
 
 
 def test_elision_keeps_both_ends() -> None:

@@ -7,7 +7,7 @@ while it was starting). `subprocess.Popen` returns only once the child's exec ha
 (it waits on a close-on-exec pipe), so the PID written here already runs BINARY, and an
 exec failure is an error of `spawn` itself, not a later "exited".
 
-    python3 -m hack.localcluster.proc spawn RUN_DIR NAME LOG -- BINARY ARGS...
+    python3 -m hack.localcluster.proc spawn [--netns=/run/netns/N] RUN_DIR NAME LOG -- BINARY ARGS...
 
 writes RUN_DIR/NAME.pid, NAME.exe (the binary's real path) and NAME.start (its start time)
 and prints the PID. `alive RUN_DIR NAME` prints the PID and exits 0 if that same process
@@ -16,12 +16,13 @@ still runs.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 
 def start_time(pid: int) -> str | None:
@@ -56,11 +57,33 @@ def exe_of(pid: int) -> str | None:
     return exe.removesuffix(" (deleted)")
 
 
-def spawn(run_dir: Path, name: str, log: Path, argv: Sequence[str]) -> int:
+CLONE_NEWNET = 0x40000000
+
+
+def _enter_netns(path: str) -> Callable[[], None]:
+    """A preexec hook that moves the child into the network namespace at path.
+
+    In the child itself, before the exec: `ip netns exec NS BINARY` would exec twice and
+    bring back the very race spawn exists to avoid.
+    """
+    def enter() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns {path}: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+    return enter
+
+
+def spawn(run_dir: Path, name: str, log: Path, argv: Sequence[str], netns: str | None = None) -> int:
     """Start argv in its own session, appending to log; record and return its PID.
 
     Its own session: nothing of ours signals it by accident and it outlives the caller.
-    close_fds (the default) keeps it from inheriting the caller's lock descriptors.
+    close_fds (the default) keeps it from inheriting the caller's lock descriptors. netns: a
+    network namespace file (/run/netns/NAME) the daemon runs in (a simulated node's).
     """
     binary = argv[0] if "/" in argv[0] else shutil.which(argv[0])
     if binary is None:
@@ -71,6 +94,8 @@ def spawn(run_dir: Path, name: str, log: Path, argv: Sequence[str]) -> int:
         child = subprocess.Popen(
             [binary, *argv[1:]], stdin=devnull, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
+            # single-threaded caller (a CLI run from bash): the hook's thread hazard cannot occur
+            preexec_fn=_enter_netns(netns) if netns else None,  # noqa: PLW1509
         )
     # The child is the daemon's parentless future: it is reaped by init (or a subreaper)
     # once this process exits. Mark it so Popen's destructor does not warn about it.
@@ -109,9 +134,12 @@ def _read(path: Path) -> str:
 
 def main(args: list[str]) -> int:
     """Command line: spawn RUN NAME LOG -- ARGV... | alive RUN NAME."""
+    netns = None
+    if len(args) > 2 and args[0] == "spawn" and args[1].startswith("--netns="):
+        netns = args.pop(1).removeprefix("--netns=")
     if len(args) >= 5 and args[0] == "spawn" and args[4] == "--" and len(args) > 5:
         try:
-            pid = spawn(Path(args[1]), args[2], Path(args[3]), args[5:])
+            pid = spawn(Path(args[1]), args[2], Path(args[3]), args[5:], netns)
         except OSError as e:
             print(f"cannot start {args[2]}: {e}", file=sys.stderr)
             return 1
@@ -123,7 +151,8 @@ def main(args: list[str]) -> int:
             return 1
         print(found)
         return 0
-    print("usage: proc spawn RUN NAME LOG -- BINARY ARGS... | proc alive RUN NAME", file=sys.stderr)
+    print("usage: proc spawn [--netns=PATH] RUN NAME LOG -- BINARY ARGS... | proc alive RUN NAME",
+          file=sys.stderr)
     return 2
 
 

@@ -68,3 +68,22 @@ def test_the_lock_descriptors_of_the_caller_are_not_inherited(tmp_path: Path) ->
             os.waitpid(pid, 0)
     finally:
         os.close(lock)
+
+
+def test_a_daemon_of_a_simulated_node_runs_in_that_node_netns(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("needs root (CI runs unit tests as root)")
+    import subprocess
+    ns = f"lc-unit-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        pid = proc.spawn(tmp_path, "sleeper", tmp_path / "log", ["sleep", "30"], netns=f"/run/netns/{ns}")
+        try:
+            assert proc.exe_of(pid) == os.path.realpath(shutil.which("sleep") or "")
+            assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{ns}").st_ino
+            assert os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+        finally:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)

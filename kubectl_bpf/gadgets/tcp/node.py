@@ -80,6 +80,9 @@ CONNECT_EVENTS = frozenset({"CONNECTED", "ACCEPTED"}) | schema.CONNECT_FAILURES
 EVIDENCE_FLOWS = 8192
 EVIDENCE_MAX_AGE_S = 300.0
 EVIDENCE_RING_BYTES = 1 << 20
+# Reasons that explain nothing when the flow has a specific one (a connection's last
+# packets are freed as NOT_SPECIFIED when it closes).
+VAGUE_REASONS = frozenset({"NOT_SPECIFIED"})
 
 
 def check_layout(obj: libbpf.Object) -> None:
@@ -213,7 +216,7 @@ class Decoder:
 
 
 class EvidenceIndex:
-    """The last drop of each recent TCP flow, LRU-bounded."""
+    """The last specific drop of each recent TCP flow, LRU-bounded."""
 
     def __init__(self, max_flows: int = EVIDENCE_FLOWS) -> None:
         self._flows: collections.OrderedDict[tuple[Any, ...], tuple[float, dict[str, Any], int]] = (
@@ -225,6 +228,9 @@ class EvidenceIndex:
             return
         key = flow_key(drop.get("src"), drop.get("sport"), drop.get("dst"), drop.get("dport"))
         previous = self._flows.pop(key, None)
+        if previous is not None and drop.get("reason") in VAGUE_REASONS and previous[1].get("reason") not in (
+                VAGUE_REASONS):
+            drop = previous[1]  # the RST or FIN freed at close says less than the drop before it
         self._flows[key] = (now, drop, (previous[2] if previous else 0) + 1)
         if len(self._flows) > self._max:
             self._flows.popitem(last=False)

@@ -109,6 +109,9 @@ def test_a_failure_finds_the_last_drop_of_its_flow_in_either_direction(decoder: 
     index.add(drop(src="10.0.0.2", sport=80, dst="10.0.0.1", dport=40000, reason="TCP_INVALID"), 3.0)
     evidence = index.explain(timeout, 3.0)
     assert evidence is not None and (evidence["packet"], evidence["reason"]) == ("SYN-ACK", "TCP_INVALID")
+    index.add(drop(reason="NOT_SPECIFIED"), 3.0)  # freed at close: the specific drop stays
+    evidence = index.explain(timeout, 3.0)
+    assert evidence is not None and (evidence["reason"], evidence["count"]) == ("TCP_INVALID", 4)
     assert index.explain(timeout, 3.0 + node.EVIDENCE_MAX_AGE_S + 1) is None
     other = decoder.decode(pack_event(sport=40001))
     assert index.explain(other, 3.0) is None

@@ -61,6 +61,13 @@ class Kube:
             return {"_request_timeout": self.request_timeout_s}
         return {"_request_timeout": (transport.CONNECT_TIMEOUT_S, transport.DEFAULT_TIMEOUT_S)}
 
+    def connect_timeout_s(self) -> float:
+        """The connect part of a watch's or log stream's timeout: their reads wait
+        for events by design, but reaching the server honours --request-timeout."""
+        if self.request_timeout_s:
+            return min(self.request_timeout_s, transport.CONNECT_TIMEOUT_S)
+        return transport.CONNECT_TIMEOUT_S
+
 
 class _LazyApi:
     """An API class of the client library, built on first attribute access."""

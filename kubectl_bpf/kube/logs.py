@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import urllib3.exceptions
 
-from kubectl_bpf.kube import client, errors
+from kubectl_bpf.kube import client, errors, transport
 from kubectl_bpf.protocol import stream as record_stream
 
 AGENT_CONTAINER = "agent"
@@ -39,7 +39,7 @@ AGENT_CONTAINER = "agent"
 # two missed heartbeats mean the connection, not the agent, is probably dead.
 # Pass 2x the interval when it is changed.
 READ_TIMEOUT_S = 30.0
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = transport.CONNECT_TIMEOUT_S  # the default; sessions pass Kube.connect_timeout_s()
 
 # Reconnects in a row without a single new line before giving up; with the
 # backoff doubling from 0.5 s (capped at 8 s) that is about 15 s of retrying.
@@ -275,7 +275,7 @@ def tail_lines(kube: client.Kube, namespace: str, pod: str, container: str = AGE
     try:
         response = kube.core.read_namespaced_pod_log(
             pod, namespace, container=container, tail_lines=lines, _preload_content=False,
-            _request_timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+            _request_timeout=(kube.connect_timeout_s(), READ_TIMEOUT_S))
         try:
             data: bytes = response.data
         finally:

@@ -203,6 +203,7 @@ class Session:
         assert run.pod is not None
         run.follower = logs.LogFollower(self._kube, self._options.job_namespace, run.pod,
                                         stream=record_stream, read_timeout_s=self._read_timeout_s,
+                                        connect_timeout_s=self._kube.connect_timeout_s(),
                                         stall_s=max(logs.STALL_S, self._options.lease_ttl_s + STALL_MARGIN_S),
                                         on_progress=self._progress_of(node))
         error: Optional[str] = None

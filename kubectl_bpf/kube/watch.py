@@ -41,7 +41,6 @@ JOB_NAME_LABEL = "job-name"
 # Server-side length of one watch request. Shorter than typical proxy idle
 # timeouts, so a silently dead connection is replaced within this bound.
 WATCH_WINDOW_S = 60
-CONNECT_TIMEOUT_S = 10.0
 
 # Reason names, as kubelet and the controllers spell them.
 AGENT_EXITED = "AgentExited"  # ours: the container ran and exited non-zero
@@ -366,8 +365,10 @@ class _ListWatch:
     full list that replaces what the reader knew."""
 
     def __init__(self, source: str, list_func: Callable[..., Any], namespace: str,
-                 kwargs: dict[str, Any], sink: queue.Queue[tuple[str, str, Any]]) -> None:
+                 kwargs: dict[str, Any], sink: queue.Queue[tuple[str, str, Any]], *,
+                 connect_timeout_s: float) -> None:
         self.source = source
+        self._connect_timeout_s = connect_timeout_s
         self._list_func = list_func
         self._namespace = namespace
         self._kwargs = kwargs
@@ -418,7 +419,7 @@ class _ListWatch:
 
     def _list(self) -> str:
         response = self._list_func(self._namespace, _preload_content=False,
-                                   _request_timeout=(CONNECT_TIMEOUT_S, WATCH_WINDOW_S), **self._kwargs)
+                                   _request_timeout=(self._connect_timeout_s, WATCH_WINDOW_S), **self._kwargs)
         try:
             document = json.loads(response.data)
         finally:
@@ -429,7 +430,7 @@ class _ListWatch:
     def _watch_from(self, version: str) -> str:
         for event in self._watch.stream(self._list_func, self._namespace, resource_version=version,
                                         timeout_seconds=WATCH_WINDOW_S, allow_watch_bookmarks=True,
-                                        _request_timeout=(CONNECT_TIMEOUT_S, WATCH_WINDOW_S + 15),
+                                        _request_timeout=(self._connect_timeout_s, WATCH_WINDOW_S + 15),
                                         **self._kwargs):
             if self._stopped.is_set():
                 break
@@ -479,13 +480,16 @@ class StartWatcher:
             self._job_uid = _get(_get_job(self._kube, self.namespace, self.job_name), "metadata", "uid")
         except errors.NotFoundError as exc:
             raise errors.StartError(f"tracer Job {self.namespace}/{self.job_name} not found") from exc
+        connect_s = self._kube.connect_timeout_s()
         watches = [
             _ListWatch("pod", self._kube.core.list_namespaced_pod, self.namespace,
-                       {"label_selector": f"{JOB_NAME_LABEL}={self.job_name}"}, self._queue),
+                       {"label_selector": f"{JOB_NAME_LABEL}={self.job_name}"}, self._queue,
+                       connect_timeout_s=connect_s),
             # All events of the job namespace, filtered here: a field selector
             # takes one involvedObject.name, and the pod's is not known yet.
             # The namespace holds only tracer Jobs, so the volume is small.
-            _ListWatch("event", self._kube.core.list_namespaced_event, self.namespace, {}, self._queue),
+            _ListWatch("event", self._kube.core.list_namespaced_event, self.namespace, {}, self._queue,
+                       connect_timeout_s=connect_s),
         ]
         for watch in watches:
             watch.start()

@@ -106,7 +106,7 @@ class FakeCore:
 
 
 def follower(core: FakeCore, **kwargs: Any) -> logs.LogFollower:
-    kube = types.SimpleNamespace(core=core, call_options=lambda: {})
+    kube = types.SimpleNamespace(core=core, call_options=lambda: {}, connect_timeout_s=lambda: 10.0)
     options: dict[str, Any] = {"backoff_base_s": 0.0, "clock": lambda: BASE + 10.0}
     options.update(kwargs)
     return logs.LogFollower(kube, "ns", "p", stream=record_stream.RecordStream(), **options)  # type: ignore[arg-type]
@@ -284,7 +284,7 @@ def test_close_from_another_thread_interrupts_a_blocked_read() -> None:
 
 def test_follow_is_the_iterator_of_a_follower() -> None:
     core = FakeCore([FakeResponse([lines(1, 1, end=True)])], ["running"])
-    kube = types.SimpleNamespace(core=core, call_options=lambda: {})
+    kube = types.SimpleNamespace(core=core, call_options=lambda: {}, connect_timeout_s=lambda: 10.0)
     stream = record_stream.RecordStream()
     assert seqs(list(logs.follow(kube, "ns", "p", stream=stream))) == [1, 2]  # type: ignore[arg-type]
     assert stream.ended
@@ -292,7 +292,8 @@ def test_follow_is_the_iterator_of_a_follower() -> None:
 
 def test_tail_lines_returns_the_last_lines_or_nothing() -> None:
     core = FakeCore([FakeResponse(data=b"a\n\nb\n"), k8s_exceptions.ApiException(status=400)], ["running"])
-    kube = types.SimpleNamespace(core=core, call_options=lambda: {})
+    kube = types.SimpleNamespace(core=core, call_options=lambda: {}, connect_timeout_s=lambda: 3.0)
     assert logs.tail_lines(kube, "ns", "p", lines=5) == ["a", "b"]  # type: ignore[arg-type]
     assert core.log_calls[0]["tail_lines"] == 5
+    assert core.log_calls[0]["_request_timeout"] == (3.0, logs.READ_TIMEOUT_S)  # --request-timeout 3s
     assert logs.tail_lines(kube, "ns", "p") == []  # type: ignore[arg-type]

@@ -160,3 +160,15 @@ def test_a_real_process_prints_no_traceback_and_no_warning(rejecting: api_server
     argv = [sys.executable, "-m", "kubectl_bpf", "drops", "web", "--kubeconfig", str(config)]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
     assert_unreachable(result.returncode, result.stdout, result.stderr, "401")
+
+
+@pytest.mark.parametrize(("request_timeout", "connect"), [(None, 10.0), (3.0, 3.0), (60.0, 10.0)])
+def test_watches_and_log_streams_connect_within_the_request_timeout(
+        request_timeout: float | None, connect: float, tmp_path: pathlib.Path) -> None:
+    """Their reads wait for events by design (bounded windows in watch.py and
+    logs.py); reaching the server is what --request-timeout bounds."""
+    from kubectl_bpf.kube import client
+
+    config = api_servers.kubeconfig(tmp_path / "config", "https://127.0.0.1:1")
+    kube = client.connect(client.KubeOptions(kubeconfig=str(config), request_timeout_s=request_timeout))
+    assert kube.connect_timeout_s() == connect

@@ -98,7 +98,8 @@ class FakeCluster:
                                           list_namespaced_event=self._list_events,
                                           read_namespaced_pod_log=self._read_log)
         self.batch = types.SimpleNamespace(read_namespaced_job=self._read_job)
-        self.kube = types.SimpleNamespace(core=self.core, batch=self.batch, call_options=lambda: {})
+        self.kube = types.SimpleNamespace(core=self.core, batch=self.batch, call_options=lambda: {},
+                                          connect_timeout_s=lambda: 10.0)
 
     # Named functions (not the Resource objects) so Watch finds a plain callable.
     def _list_pods(self, namespace: str, **kwargs: Any) -> Any:

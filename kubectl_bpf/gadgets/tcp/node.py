@@ -319,14 +319,13 @@ class TcpGadget:
         return self._attached.info()
 
     def _attach_evidence(self, target: targets.HostTarget, facts: preflight.HostFacts) -> None:
-        """The drops program on the same target; its absence is reported, not fatal."""
+        """The drops program on the same target; its absence is reported, not fatal.
+        Under lockdown it picks its own lockdown variant, or says why it cannot."""
         assert self._attached is not None
         drops = drops_node.DropsGadget(drops_params.DropsParams(ring_bytes=EVIDENCE_RING_BYTES))
         try:
-            if facts.lockdown == "confidentiality":
-                raise errors.UnsupportedError("lockdown=confidentiality: the drop program reads packets "
-                                              "with bpf_probe_read_kernel")
-            preflight.check_host(btf_types=drops.btf_types, tracepoint=drops.tracepoint)
+            preflight.check_host(btf_types=drops.btf_types, tracepoint=drops.tracepoint,
+                                 reads_kernel_memory=drops.reads_kernel_memory)
             drops.attach(target, facts)
         except errors.AgentError as exc:
             drops.close()

@@ -104,3 +104,26 @@ def test_sigint_stops_a_client_started_with_sigint_ignored(silent: api_servers.S
     assert process.returncode == exitcodes.INTERRUPTED, err
     assert "interrupted" in err and "Traceback" not in err
     assert took < 5
+
+
+@pytest.mark.parametrize("junit", ["/nonexistent-dir/report.xml", "{tmp}"], ids=["no-dir", "a-directory"])
+def test_an_unwritable_junit_path_is_refused_before_the_cluster_is_asked(
+        junit: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The API server here refuses every connection: exit 2, not 8, proves the
+    path was checked first (it used to be found after every probe ran)."""
+    config = api_servers.kubeconfig(tmp_path / "config", f"https://127.0.0.1:{api_servers.closed_port()}")
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    path = junit.format(tmp=tmp_path)
+    argv = ["policy-test", "--from", "x/a", "--to", "x/b", "--port", "80", "--junit", path]
+    code, out, err = run_main(argv, capsys)
+    assert code == exitcodes.USAGE, err
+    assert out == "" and len(err.splitlines()) == 1 and f"--junit {path}" in err
+
+
+def test_a_writable_junit_path_is_not_left_behind_by_the_check(tmp_path: pathlib.Path) -> None:
+    from kubectl_bpf.gadgets.policy_test import command
+
+    report = tmp_path / "report.xml"
+    command.check_writable(str(report))
+    assert not report.exists()

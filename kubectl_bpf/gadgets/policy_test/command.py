@@ -197,9 +197,29 @@ class LiveRequest:
         return self.source_ref is None and self.document is None
 
 
+def check_writable(path: str) -> None:
+    """Refuse a --junit FILE that cannot be written before anything runs: it
+    used to be found out only after every probe. Opened for append, so an
+    existing report is left as it is until the real write."""
+    target = pathlib.Path(path)
+    if target.is_dir():
+        raise cli_errors.CommandError(f"--junit {path}: is a directory", exit_code=exitcodes.USAGE)
+    existed = target.exists()
+    try:
+        with target.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise cli_errors.CommandError(f"--junit {path}: cannot write: {exc.strerror or exc}",
+                                      exit_code=exitcodes.USAGE) from exc
+    if not existed:
+        target.unlink()  # nothing is left behind if the run fails before the report
+
+
 def run_live(request: LiveRequest, *, kube_options: client.KubeOptions,
              tracer: settings.SessionOptions) -> int:
     """Read, plan, probe, judge, render; returns the exit code."""
+    if request.junit_file:
+        check_writable(request.junit_file)
     try:
         kube = client.connect(kube_options)
         # Every permission of the run at once, before the first list: the inventory's

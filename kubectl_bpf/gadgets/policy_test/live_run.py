@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Collection, Mapping, Sequence
 
 from kubectl_bpf.gadgets.policy_test import (
@@ -34,6 +35,9 @@ class LiveError(Exception):
 class Plan:
     probes: tuple[live_plan.PlannedProbe, ...]
     warnings: tuple[str, ...] = ()
+
+
+DOTTED = re.compile(r"^\d+(\.\d+){3}$")  # looks like an IPv4 address, valid or not
 
 
 def split_ref(text: str, default_namespace: str) -> str:
@@ -64,6 +68,16 @@ def check_source(cluster: live_cluster.ClusterInventory, pod: inventory.Pod) -> 
         raise LiveError(f"cannot probe from {pod.key}: it {problem}", exit_code=exitcodes.TARGET_STATE)
 
 
+def check_destination(pod: inventory.Pod) -> None:
+    """A pod named by --to must be able to answer, as --from must be able to
+    send: a finished pod or one without an IP is TARGET_STATE, not a quiet
+    UNDEFINED with exit 0."""
+    if pod.phase in inventory.FINISHED_PHASES:
+        raise LiveError(f"cannot probe {pod.key}: it is {pod.phase}", exit_code=exitcodes.TARGET_STATE)
+    if not pod.ips:
+        raise LiveError(f"cannot probe {pod.key}: it has no IP address yet", exit_code=exitcodes.TARGET_STATE)
+
+
 def plan_pair(cluster: live_cluster.ClusterInventory, *, source_ref: str, destination_ref: str,
               default_namespace: str, specs: Sequence[queries.PortSpec],
               declared: schema.Expected | None = None, name: str | None = None,
@@ -88,7 +102,15 @@ def plan_pair(cluster: live_cluster.ClusterInventory, *, source_ref: str, destin
             return live_plan.plan_external(inv, source=source, address=address, specs=specs,
                                            first_number=first_number, declared=declared, name=name)
     else:
-        destination = find_pod(inv, split_ref(destination_ref, default_namespace))
+        key = split_ref(destination_ref, default_namespace)
+        try:
+            destination = find_pod(inv, key)
+        except LiveError as exc:
+            if DOTTED.match(destination_ref.strip()):  # 999.1.1.1: meant as an address
+                raise LiveError(f"--to {destination_ref.strip()} is not a valid IP address (nor pod {key})",
+                                exit_code=exitcodes.USAGE) from exc
+            raise
+        check_destination(destination)
     _check_ports(specs, (destination,))
     index = evaluate.PolicyIndex(inv)
     cells = [cell for group in queries.evaluate_groups(index, pods=(source, destination), specs=specs)

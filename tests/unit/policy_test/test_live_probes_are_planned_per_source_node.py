@@ -81,3 +81,22 @@ def test_a_named_port_no_matrix_pod_declares_is_refused() -> None:
         live_run.plan_matrix(CLUSTER, namespace="x", keys=None, specs=[queries.PortSpec("htp", "TCP")])
     assert caught.value.exit_code == exitcodes.USAGE
     assert "no destination declares a container port of that name" in str(caught.value)
+
+
+def test_a_finished_destination_pod_is_target_state_like_a_finished_source() -> None:
+    done = dict(pod("done", "10.0.0.9", "n1"), status={"phase": "Succeeded", "podIP": "10.0.0.9"})
+    inv = inventory.parse_objects([{"kind": "List", "items": [pod("a", "10.0.0.1", "n1"), done]}])
+    cluster = live_cluster.ClusterInventory(inventory=inv, hosts={"x/a": HOSTS["x/a"]})
+    with pytest.raises(live_run.LiveError) as caught:
+        live_run.plan_pair(cluster, source_ref="x/a", destination_ref="x/done", default_namespace="x",
+                           specs=[queries.PortSpec(80, "TCP")])
+    assert caught.value.exit_code == exitcodes.TARGET_STATE == 7
+    assert str(caught.value) == "cannot probe x/done: it is Succeeded"
+
+
+def test_an_impossible_dotted_address_is_called_that_not_a_missing_pod() -> None:
+    with pytest.raises(live_run.LiveError) as caught:
+        live_run.plan_pair(CLUSTER, source_ref="x/a", destination_ref="999.1.1.1", default_namespace="x",
+                           specs=[queries.PortSpec(80, "TCP")])
+    assert caught.value.exit_code == exitcodes.USAGE
+    assert str(caught.value) == "--to 999.1.1.1 is not a valid IP address (nor pod x/999.1.1.1)"

@@ -85,9 +85,11 @@ class PodIndex:
     def peer_of(self, record: dict[str, Any], pod: Optional[str]) -> Optional[str]:
         """The endpoint that is not the pod: the other side of the conversation."""
         src, dst = record.get("src"), record.get("dst")
-        if pod is not None and self._target_ips.get(str(dst)) == pod:
+        # By every name known, not only the targets': on node/NAME there are no
+        # target IPs, and the pod's own address came back as its "peer".
+        if pod is not None and self._names.get(str(dst)) == pod:
             return self.name(src)
-        if pod is not None and self._target_ips.get(str(src)) == pod:
+        if pod is not None and self._names.get(str(src)) == pod:
             return self.name(dst)
         if "direction" not in record:  # a flow count: the side its drop lines showed
             remembered = self._peer_by_endpoints.get((str(src), str(dst)))

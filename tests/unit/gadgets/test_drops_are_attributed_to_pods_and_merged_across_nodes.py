@@ -105,3 +105,14 @@ def test_ipv6_multicast_flows_are_summed_under_the_pod_their_lines_named() -> No
     merged.add("n1", {"flows": [{"src": "fe80::a", "dst": "ff02::2", "count": 3},
                                 {"src": "fe80::b", "dst": "ff02::2", "count": 2}]})
     assert merged.by_peer(pods) == [("shop/web", "ff02::2", 3), ("shop/api", "ff02::2", 2)]
+
+
+def test_on_a_whole_node_the_peer_of_a_pod_is_never_the_pod_itself() -> None:
+    """drops node/NAME: 10.88.0.2:8080 -> 10.88.0.1 (the node's bridge) is
+    qa/shop's drop, and its peer is the node's address, not qa/shop again."""
+    pods = cluster.PodIndex([targets.NodeGroup("vm", (), whole_node=True)], {"10.88.0.2": "qa/shop"})
+    for direction in ("ingress", "egress"):
+        drop = {"type": "drop", "netns": 1, "src": "10.88.0.2", "sport": 8080, "dst": "10.88.0.1",
+                "direction": direction}
+        enriched = cluster.enrich(pods, "vm", drop)
+        assert (enriched["pod"], enriched["peer"]) == ("qa/shop", "10.88.0.1")

@@ -22,7 +22,7 @@ import queue
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, Union
 
 import urllib3
 from kubernetes.client import rest as k8s_rest
@@ -86,12 +86,27 @@ STOPPED_BY = {"job": "job-deleted", "pod": "pod-deleted"}
 Item = Union[NodeRecord, NodeFinished]
 
 
+class RecordSource(Protocol):
+    """Where one node's records come from: its agent's followed pod log
+    (logs.LogFollower) on a cluster; recorded logs in the fan-out bench and
+    the merge tests, which replay many nodes through this same merge."""
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """New records, decoded by the RecordStream the source was built with."""
+        ...
+
+    def close(self) -> None:
+        """Stop reading (close() of the session): records() ends soon after."""
+        ...
+
+
 @dataclasses.dataclass
 class NodeRun:
     group: targets.NodeGroup
     job: dict[str, Any]
     pod: Optional[str] = None
-    follower: Optional[logs.LogFollower] = None
+    follower: Optional[RecordSource] = None
+    start_error: Optional[errors.KubeError] = None  # its agent never started: reported, not followed
 
     @property
     def job_name(self) -> str:
@@ -102,11 +117,14 @@ class Session:
     def __init__(self, kube: client.Kube, *, gadget: str, run_spec: spec.RunSpec,
                  groups: Sequence[targets.NodeGroup], options: settings.SessionOptions, command: str,
                  on_progress: Callable[[str], None],
-                 spec_for: Optional[Callable[[targets.NodeGroup], spec.RunSpec]] = None) -> None:
+                 spec_for: Optional[Callable[[targets.NodeGroup], spec.RunSpec]] = None,
+                 source_for: Optional[Callable[[NodeRun, stream.RecordStream], RecordSource]] = None) -> None:
         """``spec_for`` builds each node's spec (a gadget whose work differs per
         node, e.g. the probes whose sources run there); by default every node
-        gets ``run_spec`` with that node's targets."""
+        gets ``run_spec`` with that node's targets. ``source_for`` opens a
+        node's record source once its agent runs; by default its pod log."""
         self._kube = kube
+        self._source_for = source_for or self._pod_log
         self._options = options
         self._on_progress = on_progress
         self.run_id = labels.new_run_id()
@@ -161,13 +179,24 @@ class Session:
             self._created.append(run.job_name)
             self._on_progress(f"{run.group.node}: job {self._options.job_namespace}/{run.job_name} created")
         self._wait_for_pods()
+        self.start_streams()
+
+    def start_streams(self) -> None:
+        """Follow every started node's records into items(), and renew the
+        leases; a node whose agent never started gets its NodeFinished now.
+        start() calls it; replays of recorded logs call it alone."""
         for run in self._runs:
-            self._spawn(self._follow, run)
+            if run.start_error is not None:
+                self._put(NodeFinished(run.group.node, str(run.start_error), run.start_error.exit_code))
+            else:
+                self._spawn(self._follow, run)
         self._spawn(self._renew_leases)
 
     def _wait_for_pods(self) -> None:
-        """Wait for every node's agent; the first real failure aborts the
-        other waits, so a missing image on one node is reported at once."""
+        """Wait for every node's agent. One node failing (its image missing,
+        the node NotReady, its Job deleted) is that node's failure: the others
+        still start and stream, and it is reported at once and in items().
+        Only when no agent started at all is the first failure raised."""
         failures: list[errors.KubeError] = []
         self._watchers = [watch.StartWatcher(
             self._kube, self._options.job_namespace, run.job_name, timeout_s=self._options.start_timeout_s,
@@ -177,9 +206,11 @@ class Session:
             try:
                 run.pod = watcher.wait()
             except errors.KubeError as exc:
+                run.start_error = exc
                 failures.append(exc)
-                for other in self._watchers:
-                    other.close()
+                if len(failures) == len(self._runs) or self._closing.is_set():
+                    return
+                self._on_progress(f"{run.group.node}: error: {exc} (the other nodes go on)")
 
         waiters = [threading.Thread(target=wait, args=pair, daemon=True)
                    for pair in zip(self._runs, self._watchers)]
@@ -188,7 +219,7 @@ class Session:
         for waiter in waiters:
             while waiter.is_alive():  # join in slices: Ctrl-C must reach the main thread
                 waiter.join(0.2)
-        if failures:
+        if len(failures) == len(self._runs):
             raise failures[0]
 
     def _progress_of(self, node: str) -> Callable[[str], None]:
@@ -197,15 +228,18 @@ class Session:
     def _spawn(self, target: Callable[..., None], *args: Any) -> None:
         threading.Thread(target=target, args=args, daemon=True).start()
 
+    def _pod_log(self, run: NodeRun, record_stream: stream.RecordStream) -> RecordSource:
+        assert run.pod is not None
+        return logs.LogFollower(self._kube, self._options.job_namespace, run.pod,
+                                stream=record_stream, read_timeout_s=self._read_timeout_s,
+                                connect_timeout_s=self._kube.connect_timeout_s(),
+                                stall_s=max(logs.STALL_S, self._options.lease_ttl_s + STALL_MARGIN_S),
+                                on_progress=self._progress_of(run.group.node))
+
     def _follow(self, run: NodeRun) -> None:
         node = run.group.node
         record_stream = stream.RecordStream()
-        assert run.pod is not None
-        run.follower = logs.LogFollower(self._kube, self._options.job_namespace, run.pod,
-                                        stream=record_stream, read_timeout_s=self._read_timeout_s,
-                                        connect_timeout_s=self._kube.connect_timeout_s(),
-                                        stall_s=max(logs.STALL_S, self._options.lease_ttl_s + STALL_MARGIN_S),
-                                        on_progress=self._progress_of(node))
+        run.follower = self._source_for(run, record_stream)
         error: Optional[str] = None
         exit_code = exitcodes.OK
         outside: Optional[str] = None  # "job" or "pod": what someone else deleted
@@ -237,7 +271,8 @@ class Session:
             error, exit_code = self._outside_message(run, outside, ended=result.end is not None), \
                 exitcodes.STOPPED_OUTSIDE
         if error is None and result.truncated and not self._closing.is_set():
-            failure = watch.diagnose(self._kube, self._options.job_namespace, run.pod)
+            failure = None if run.pod is None else watch.diagnose(self._kube, self._options.job_namespace,
+                                                                  run.pod)
             error = failure.message if failure is not None else result.describe()
             exit_code = failure.exit_code if failure is not None else exitcodes.FAILURE
         if result.gaps:

@@ -10,6 +10,7 @@ returned as text for the CLI to print, never printed here.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional
@@ -220,6 +221,47 @@ def peer_names(kube: client.Kube) -> dict[str, str]:
         token = page.metadata._continue if page.metadata is not None else None
         if not token:
             return names
+
+
+NODE_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
+
+
+def node_names(kube: client.Kube) -> dict[str, str]:
+    """Node address -> ``node/NAME``, for naming a peer that is a node (kubelet
+    probes, host-network pods, NodePort traffic): its InternalIP/ExternalIP,
+    and the first address of each of its pod CIDRs, which the bridge CNI gives
+    the node's own end of the pod network (cni0, the pods' gateway). Pods
+    are named before nodes (address_names), so a CNI that hands that address
+    to a pod keeps the pod's name. {} when the user may not list nodes."""
+    try:
+        listed = kube.core.list_node(**kube.call_options())
+    except ApiException as exc:
+        if exc.status == 403:
+            return {}
+        raise errors.from_api_exception(exc, "listing nodes") from exc
+    names: dict[str, str] = {}
+    for node in listed.items or ():
+        if node.metadata is None or not node.metadata.name:
+            continue
+        name = f"node/{node.metadata.name}"
+        cidrs = [*((node.spec.pod_cidrs or ()) if node.spec is not None else ()),
+                 *([node.spec.pod_cidr] if node.spec is not None and node.spec.pod_cidr else [])]
+        for cidr in cidrs:
+            try:
+                network = ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                continue
+            if network.num_addresses > 2:
+                names.setdefault(str(network.network_address + 1), name)
+        for address in (node.status.addresses if node.status is not None else None) or ():
+            if address.type in NODE_ADDRESS_TYPES and address.address:
+                names[address.address] = name  # a node's own address beats another's gateway guess
+    return names
+
+
+def address_names(kube: client.Kube) -> dict[str, str]:
+    """Every address the client can name: nodes, then pods over them."""
+    return {**node_names(kube), **peer_names(kube)}
 
 
 class _Resolver:

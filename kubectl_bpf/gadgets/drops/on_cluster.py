@@ -51,7 +51,7 @@ def run_cluster(run_spec: spec.RunSpec, *, refs: tuple[str, ...], selector: Opti
         if dry_run:
             sys.stdout.write(yaml.safe_dump_all(live_session.jobs, sort_keys=False))
             return exitcodes.OK
-        index = cluster.PodIndex(resolution.groups, targets.peer_names(kube))
+        index = cluster.PodIndex(resolution.groups, targets.address_names(kube))
         view = view_type(index, output=output, aggregate=bool(run_spec.params.get("aggregate")))
         code = live.run_session(live_session, on_record=view.handle, on_idle=view.flush,
                                 on_finished=view.finished)

@@ -249,6 +249,11 @@ class FakeCore:
             raise api_error(404, f'nodes "{name}" not found')
         return model("V1Node", self.c.nodes[name])
 
+    def list_node(self, **_: Any) -> Any:
+        self.c.record("list_node")
+        return model("V1NodeList", {"items": [node for _name, node in sorted(self.c.nodes.items())],
+                                    "metadata": {}})
+
     def create_namespaced_pod(self, namespace: str, body: dict[str, Any], dry_run: Optional[str] = None,
                               **_: Any) -> Any:
         self.c.record("create_namespaced_pod", namespace, body, dry_run)

@@ -422,3 +422,30 @@ def test_peer_names_report_other_failures(kube: client.Kube, cluster: FakeCluste
     cluster.failures["list_pod_for_all_namespaces"] = api_error(500, "etcd timeout")
     with pytest.raises(errors.KubeError, match="listing pods in all namespaces: etcd timeout"):
         targets.peer_names(kube)
+
+
+def test_node_addresses_and_pod_network_gateways_name_their_node(kube: client.Kube,
+                                                                 cluster: FakeCluster) -> None:
+    for index, name in enumerate(("kind-worker", "kind-worker2")):
+        node = node_json(name)
+        node["spec"] = {"podCIDR": f"10.88.{index}.0/24",
+                        "podCIDRs": [f"10.88.{index}.0/24", f"fd88:{index}::/64"]}
+        node["status"]["addresses"] = [{"type": "InternalIP", "address": f"172.18.0.{index + 2}"},
+                                       {"type": "Hostname", "address": name}]
+        cluster.add_node(node)
+    cluster.add_pod(pod_json("web", ips=("10.88.1.1",)))  # a CNI that gave the gateway's address to a pod
+    assert targets.node_names(kube) == {
+        "172.18.0.2": "node/kind-worker", "10.88.0.1": "node/kind-worker", "fd88::1": "node/kind-worker",
+        "172.18.0.3": "node/kind-worker2", "10.88.1.1": "node/kind-worker2", "fd88:1::1": "node/kind-worker2"}
+    names = targets.address_names(kube)
+    assert names["10.88.0.1"] == "node/kind-worker" and names["172.18.0.3"] == "node/kind-worker2"
+    assert names["10.88.1.1"] == "shop/web"  # the pod's own name wins
+
+
+def test_node_names_are_empty_when_listing_nodes_is_forbidden(kube: client.Kube,
+                                                              cluster: FakeCluster) -> None:
+    cluster.failures["list_node"] = api_error(403, "nodes is forbidden")
+    assert targets.node_names(kube) == {}
+    cluster.failures["list_node"] = api_error(500, "etcd timeout")
+    with pytest.raises(errors.KubeError, match="listing nodes: etcd timeout"):
+        targets.node_names(kube)

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 GADGETS := drops tcp dns
 
-.PHONY: deps bpf install test unit lint demo demo-local cluster-up cluster-down bench clean
+.PHONY: deps bpf install test test-kernels unit lint demo demo-local cluster-up cluster-down bench clean
 
 deps:
 	hack/install-dev-deps.sh
@@ -23,6 +23,12 @@ test: install lint
 	hack/policy-enforcer build
 	$(PYTHON) -m pytest --with-agent --with-e2e; rc=$$?; \
 	  [ "$(KEEP_CLUSTER)" = 1 ] || hack/local-cluster down; exit $$rc
+
+# The agent tier inside Debian's 5.10, 6.1 and 6.12 kernels (and 6.12 with lockdown) under qemu:
+# see README "Kernels". KERNELS=6.1,6.12 picks rows; PYTEST_ARGS="tests/agent/test_x.py" a subset.
+# Cached in /var/cache/kubectl-bpf/kernels (cold: downloads and a debootstrap).
+test-kernels: bpf
+	nice -n 10 $(PYTHON) -m tests.kernels run --kernels "$(or $(KERNELS),all)" $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 unit:
 	$(PYTHON) -m pytest tests/unit

@@ -2,12 +2,14 @@
 # Install what building, testing and benchmarking kubectl-bpf needs on a
 # fresh Debian 12 machine: the BPF toolchain (clang, llvm-strip, libbpf,
 # bpftool), the network tools the tests drive (iproute2, nftables), bpftrace
-# and tcpdump for the benchmark baselines, tmux for the terminal-width tests, and the
-# Python test tools. Idempotent.
+# and tcpdump for the benchmark baselines, tmux for the terminal-width tests, what
+# `make test-kernels` boots kernels with (qemu-system-x86, debootstrap, cpio, kmod's
+# depmod), and the Python test tools. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(clang llvm libbpf-dev libbpf1 bpftool nftables iproute2 bpftrace gcc libc6-dev util-linux tcpdump tmux)
+PKGS=(clang llvm libbpf-dev libbpf1 bpftool nftables iproute2 bpftrace gcc libc6-dev util-linux tcpdump tmux
+      qemu-system-x86 debootstrap cpio kmod)
 missing=()
 for pkg in "${PKGS[@]}"; do
   # (captured, not piped into grep -q: under pipefail that races with SIGPIPE)

@@ -293,3 +293,19 @@ def test_preflight_names_what_this_kernel_lacks(tracers) -> None:  # type: ignor
         btf.free()
     assert lacking <= set(preflight["missing_hooks"])
     assert set(preflight["hook"].split(",")) == {h.hook for h in node.HOOKS} - set(preflight["missing_hooks"])
+
+
+def test_aggregate_counts_in_the_kernel_and_emits_peer_tables_only(pair, tracers) -> None:  # type: ignore[no-untyped-def]
+    client, _server, _, _ = pair
+    run = tcp_trace(tracers, "--netns", client.path, "--aggregate", "--interval", "0.2")
+    refused = int(client.exec(sys.executable, "-c", CLIENT_FLOOD, SERVER_V4, "89", "200"))
+    run.settle(0.6)
+    assert run.stop() == 0
+    assert refused == 200 and run.of_type("tcp") == []
+    tables = run.of_type("peers")
+    assert tables and tables[-1]["seen"] == 200
+    (peer,) = [p for p in tables[-1]["peers"] if p["port"] == 89]
+    assert (peer["attempts"], peer["refused"]) == (200, 200)
+    summary = run.summary
+    assert (summary["seen"], summary["suppressed"], summary["events"]) == (200, 200, 0)
+    assert_exact(summary)

@@ -145,7 +145,9 @@ class Session:
         options = self._options
         node_spec = dataclasses.replace(self._spec_for(group), lease_ttl_s=options.lease_ttl_s)
         return jobs.JobRequest(
-            gadget=gadget, run_id=self.run_id, node=group.node, run_spec=node_spec, image=options.image,
+            # The node's own gadget names its Job: one session may run two gadgets on a node.
+            gadget=node_spec.gadget or gadget, run_id=self.run_id, node=group.node, run_spec=node_spec,
+            image=options.image,
             job_namespace=options.job_namespace, privileged=options.privileged,
             duration_s=run_spec.duration_s, max_duration_s=options.max_duration_s, ttl_s=options.ttl_s,
             targets=targets.describe(group), user=self._kube.user, host=socket.gethostname(), command=command,

@@ -16,12 +16,17 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from kubectl_bpf.gadgets.drops import params as drops_params
 from kubectl_bpf.gadgets.policy_test import inventory, live_plan
 from kubectl_bpf.kube import client, errors, listing, session, settings, targets
 from kubectl_bpf.protocol import records, spec
 
 STATS_INTERVAL_S = 5.0  # the agents' heartbeat: a silent stream is broken after twice this
 GADGET = "probe"
+TRACER = "drops"  # on a destination node: the drops of the probe flows that reach it
+# Few events (the probes' drops, the destination pods' others): a small ring, and a
+# wakeup per event so that evidence is never held back in it.
+TRACER_PARAMS = drops_params.DropsParams(ring_bytes=1 << 20, wakeup_bytes=0).to_dict()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +74,16 @@ class Collected:
     netns_names: dict[str, dict[int, str]] = dataclasses.field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)
+    # (node, drop record) from the destination nodes' tracers, for live_plan.add_destination_evidence
+    destination_drops: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
 class NodePlan:
     group: targets.NodeGroup  # the pods on the node: sources, and destinations to name
-    params: dict[str, Any]  # ProbeParams.to_dict()
+    params: dict[str, Any]  # ProbeParams.to_dict(), or the tracer's DropsParams
     attempts: int
+    gadget: str = GADGET  # TRACER: a destination node's drops tracer (the group: its destination pods)
 
 
 def plan_nodes(probes: Sequence[live_plan.PlannedProbe], hosts: Mapping[str, targets.PodTarget], *,
@@ -101,7 +109,25 @@ def plan_nodes(probes: Sequence[live_plan.PlannedProbe], hosts: Mapping[str, tar
                             key=lambda host: host.ref))
         plans.append(NodePlan(targets.NodeGroup(node=node, pods=pods), params.to_dict(),
                               params.total_attempts))
-    return plans, bound
+    return plans + destination_tracers(probes, hosts), bound
+
+
+def destination_tracers(probes: Sequence[live_plan.PlannedProbe],
+                        hosts: Mapping[str, targets.PodTarget]) -> list[NodePlan]:
+    """A drops tracer on every node a probe crosses to, targeting the destination pods
+    there: the source's agent sees only its own node, so without it a deny at the
+    destination's node would be "no drop seen"."""
+    by_node: dict[str, set[str]] = {}
+    for probe in probes:
+        destination = probe.destination.pod
+        source = hosts.get(probe.source.key)
+        host = hosts.get(destination.key) if destination is not None else None
+        if probe.skip is not None or source is None or host is None or not host.node:
+            continue
+        if host.node != source.node and host.container_ids and not host.host_network:
+            by_node.setdefault(host.node, set()).add(host.ref)
+    return [NodePlan(targets.NodeGroup(node=node, pods=tuple(hosts[ref] for ref in sorted(refs))),
+                     TRACER_PARAMS, 0, gadget=TRACER) for node, refs in sorted(by_node.items())]
 
 
 def run_probes(kube: client.Kube, plans: Sequence[NodePlan], *, options: settings.SessionOptions,
@@ -109,11 +135,15 @@ def run_probes(kube: client.Kube, plans: Sequence[NodePlan], *, options: setting
                run: Callable[..., int]) -> tuple[Collected, int]:
     """One session for every node; ``run`` is cli.live.run_session (signals, deadlines).
     Returns what came back and the session's exit code."""
-    by_node = {plan.group.node: plan for plan in plans}
     base = spec.RunSpec(gadget=GADGET, duration_s=duration_s, stats_interval_s=STATS_INTERVAL_S)
+    probe_nodes = {plan.group.node for plan in plans if plan.gadget == GADGET}
+    tracing = any(plan.gadget == TRACER for plan in plans)
 
     def spec_for(group: targets.NodeGroup) -> spec.RunSpec:
-        plan = by_node[group.node]
+        plan = next(plan for plan in plans if plan.group is group)  # a node may have a tracer too
+        if plan.gadget == TRACER:  # until every probe ended (stopped below), at most the probes' bound
+            return dataclasses.replace(base, gadget=TRACER, target=targets.target_spec(group),
+                                       params=plan.params)
         return dataclasses.replace(base, target=targets.target_spec(group), count=plan.attempts,
                                    params=plan.params)
 
@@ -124,18 +154,25 @@ def run_probes(kube: client.Kube, plans: Sequence[NodePlan], *, options: setting
     container_pod = {container: pod.ref for plan in plans for pod in plan.group.pods
                      for container in pod.container_ids}
 
+    probes_ended: set[str] = set()
+
     def on_record(node: str, record: dict[str, Any]) -> None:
         kind = record.get("type")
         if kind == "probe":
             collected.attempts.setdefault(str(record.get("id")), []).append(record)
+        elif kind == "drop":
+            collected.destination_drops.append((node, record))
         elif kind == records.PREFLIGHT:
             containers = (record.get("target") or {}).get("containers") or {}
             names = collected.netns_names.setdefault(node, {})
             for container, inode in containers.items():
                 if container in container_pod:
                     names[int(inode)] = container_pod[container]
-        elif kind == records.SUMMARY:
+        elif kind == records.SUMMARY and "attempts_planned" in record:  # a probe agent's
             collected.summaries[node] = record
+            probes_ended.add(node)
+            if tracing and probes_ended >= probe_nodes:  # the tracers have seen every probe: stop them
+                live_session.stop()
         elif kind == records.ERROR:
             collected.errors.append(f"{node}: {record.get('message')}")
 

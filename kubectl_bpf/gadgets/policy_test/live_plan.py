@@ -30,7 +30,16 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from kubectl_bpf.gadgets.policy_test import evaluate, exitcodes, inventory, probe_params, queries, schema
+from kubectl_bpf.gadgets.policy_test import (
+    evaluate,
+    exitcodes,
+    inventory,
+    probe_outcome,
+    probe_params,
+    probe_schema,
+    queries,
+    schema,
+)
 from kubectl_bpf.protocol import exitcodes as shared_exitcodes
 
 Verdict = Literal["PASS", "UNEXPECTED-DENY", "UNEXPECTED-ALLOW", "FLAKY", "INTENT-MISMATCH",
@@ -239,9 +248,11 @@ def describe_outcomes(attempts: Sequence[Mapping[str, Any]]) -> str:
 
 
 def classify(probe: PlannedProbe, attempts: Sequence[Mapping[str, Any]], *, node: str | None,
-             netns_names: Mapping[int, str], expected_attempts: int) -> Result:
+             netns_names: Mapping[int, str], expected_attempts: int,
+             node_netns_names: Mapping[str, Mapping[int, str]] | None = None) -> Result:
     """One probe's verdict from its attempts' records (see the module docstring).
-    ``netns_names`` names the netns inodes of the pods on the source's node."""
+    ``netns_names`` names the netns inodes of the pods on the source's node,
+    ``node_netns_names`` those on the other nodes (evidence from a destination's)."""
     ordered = tuple(dict(record) for record in sorted(attempts, key=lambda r: int(r.get("attempt") or 0)))
     observed = describe_outcomes(ordered)
     if probe.skip is not None:
@@ -269,12 +280,14 @@ def classify(probe: PlannedProbe, attempts: Sequence[Mapping[str, Any]], *, node
         verdict = "PASS" if expected == "deny" else "UNEXPECTED-DENY"
     if verdict == "PASS" and probe.declared is not None and probe.declared != expected:
         verdict = "INTENT-MISMATCH"
-    where[:0] = explain(probe, ordered, classes, verdict=verdict, node=node, netns_names=netns_names)
+    where[:0] = explain(probe, ordered, classes, verdict=verdict, node=node, netns_names=netns_names,
+                        node_netns_names=node_netns_names or {})
     return Result(probe, verdict, observed, tuple(where), ordered, node)
 
 
 def explain(probe: PlannedProbe, attempts: Sequence[Mapping[str, Any]], classes: Sequence[str], *,
-            verdict: Verdict, node: str | None, netns_names: Mapping[int, str]) -> list[str]:
+            verdict: Verdict, node: str | None, netns_names: Mapping[int, str],
+            node_netns_names: Mapping[str, Mapping[int, str]]) -> list[str]:
     """WHERE/WHY: the drops of the blocked attempts (collapsed), or what got through."""
     lines: list[str] = []
     if verdict == "INTENT-MISMATCH":
@@ -283,12 +296,14 @@ def explain(probe: PlannedProbe, attempts: Sequence[Mapping[str, Any]], classes:
     reachable = [record for record, kind in zip(attempts, classes, strict=True) if kind == "reachable"]
     if blocked and (verdict in ("UNEXPECTED-DENY", "FLAKY") or probe.computed.expected == "deny"):
         drops = collapse_evidence(blocked)
-        for (reason, location, ifname, netns, direction), count in drops.items():
+        for (reason, location, ifname, netns, direction, seen_on), count in drops.items():
             if reason == "NO_SOCKET" and direction == "forward":
                 continue
-            place = netns_names.get(netns) or f"netns {netns}"
+            names = netns_names if seen_on is None else node_netns_names.get(seen_on, {})
+            place = names.get(netns) or f"netns {netns}"
             iface = f" {ifname}" if ifname else ""
-            lines.append(f"{reason} at {location} in {place}{iface} on {node} ({direction}, x{count})")
+            lines.append(f"{reason} at {location} in {place}{iface} on {seen_on or node} "
+                         f"({direction}, x{count})")
         if not lines or all(line.startswith("declared") for line in lines):
             refused = any(record.get("outcome") == "REFUSED" for record in blocked)
             lines.append(f"no drop seen on {node}: " + (
@@ -306,7 +321,8 @@ def explain(probe: PlannedProbe, attempts: Sequence[Mapping[str, Any]], classes:
     return lines
 
 
-EvidenceKey = tuple[str, str, str | None, int, str]  # reason, location, ifname, netns, direction
+# reason, location, ifname, netns, direction, and the node that saw it when not the source's
+EvidenceKey = tuple[str, str, str | None, int, str, str | None]
 
 
 def collapse_evidence(attempts: Iterable[Mapping[str, Any]]) -> dict[EvidenceKey, int]:
@@ -315,9 +331,57 @@ def collapse_evidence(attempts: Iterable[Mapping[str, Any]]) -> dict[EvidenceKey
     for record in attempts:
         for item in record.get("evidence") or ():
             key = (str(item["reason"]), str(item["location"]), item.get("ifname"), int(item["netns"]),
-                   str(item["direction"]))
+                   str(item["direction"]), item.get("node"))
             drops[key] = drops.get(key, 0) + int(item.get("count") or 1)
     return drops
+
+
+def add_destination_evidence(attempts: Mapping[str, Sequence[dict[str, Any]]],
+                             drops: Iterable[tuple[str, Mapping[str, Any]]],
+                             source_nodes: Mapping[str, str | None]) -> int:
+    """Fold the drops that destination nodes' tracers reported (``(node, drop
+    record)``) into the attempts they belong to, by flow as the source's agent
+    matches its own (probe_outcome.EvidenceIndex), and classify each changed
+    attempt again: a cross-node deny then names the drop site and the node, and
+    a NO_SOCKET there proves arrival. Drops before an attempt started are not
+    its own (a source port reused by a later attempt), and a drop on the
+    source's own node is its agent's evidence already (``source_nodes``: probe
+    id -> node). Returns how many drops were evidence."""
+    index: probe_outcome.EvidenceIndex[dict[str, Any]] = probe_outcome.EvidenceIndex()
+    for records in attempts.values():
+        for record in sorted(records, key=lambda r: str(r.get("time") or "")):
+            if record.get("src") is None or record.get("sport") is None:
+                continue  # nothing was sent
+            key = (str(record["protocol"]), str(record["src"]), int(record["sport"]), str(record["dst"]),
+                   int(record["dport"]))
+            index.unregister(key)  # the later attempt on a reused port keeps the flow
+            index.register(key, record)
+    matched = 0
+    for node, drop in drops:
+        for record, direction in index.match(drop):
+            if str(drop.get("time") or "") < str(record.get("time") or "") \
+                    or source_nodes.get(str(record.get("id"))) == node:
+                continue
+            matched += 1
+            items: list[probe_schema.Evidence] = record.setdefault("evidence", [])
+            for item in items:
+                if (item["reason"], item["location"], item["ifname"], item["netns"], item["direction"],
+                        item.get("node")) == (drop["reason"], drop["location"], drop.get("ifname"),
+                                              drop["netns"], direction, node):
+                    item["count"] += 1
+                    break
+            else:
+                items.append({"reason": drop["reason"], "location": drop["location"],
+                              "ifname": drop.get("ifname"), "netns": drop["netns"], "direction": direction,
+                              "count": 1, "time": drop["time"], "node": node})
+            # Another node's netns is never the source's, whatever its inode number.
+            if direction == "forward" and drop["reason"] == "NO_SOCKET":
+                record["arrived"] = True
+            if record.get("socket_result") is not None:
+                protocol, result = str(record["protocol"]), str(record["socket_result"])
+                arrived = bool(record.get("arrived"))
+                record["outcome"] = probe_outcome.classify(protocol, result, arrived=arrived)
+    return matched
 
 
 def exit_code(results: Iterable[Result]) -> int:

@@ -156,13 +156,16 @@ def plan_matrix(cluster: live_cluster.ClusterInventory, *, namespace: str, keys:
 
 def judge(probes: Sequence[live_plan.PlannedProbe], collected: live_cluster.Collected,
           hosts: Mapping[str, targets.PodTarget], *, attempts: int) -> list[live_plan.Result]:
+    source_nodes = {probe.id: host.node if (host := hosts.get(probe.source.key)) is not None else None
+                    for probe in probes}
+    live_plan.add_destination_evidence(collected.attempts, collected.destination_drops, source_nodes)
     results = []
     for probe in probes:
         host = hosts.get(probe.source.key)
         node = host.node if host is not None else None
         results.append(live_plan.classify(
             probe, collected.attempts.get(probe.id, []), node=node,
-            netns_names=collected.netns_names.get(node or "", {}),
+            netns_names=collected.netns_names.get(node or "", {}), node_netns_names=collected.netns_names,
             expected_attempts=0 if probe.skip is not None else attempts))
     return results
 

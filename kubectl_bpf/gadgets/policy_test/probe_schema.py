@@ -25,7 +25,7 @@ Outcomes, from what the source socket saw and what the kernel dropped:
 
 from __future__ import annotations
 
-from typing import Literal, Optional, TypedDict
+from typing import Literal, NotRequired, Optional, TypedDict
 
 from kubectl_bpf.gadgets.drops import schema as drops_schema
 from kubectl_bpf.protocol import records
@@ -50,6 +50,9 @@ class Evidence(TypedDict):
     direction: Direction
     count: int  # a retransmitted SYN dropped twice is one item with count 2
     time: str  # ISO 8601 UTC of the first of them
+    # The node whose tracer saw them when it is not the source's: the client adds the
+    # drops a destination node's tracer reported (live_plan.add_destination_evidence).
+    node: NotRequired[str]
 
 
 class ProbeRecord(TypedDict):

@@ -121,3 +121,58 @@ def test_matrix_marks_unprobed_cells() -> None:
     probe = planned("undefined", skip="self")
     text = live_output.render_matrices([live_plan.Result(probe, "UNDEFINED", "-", (), (), None)])
     assert text.splitlines()[2].split() == ["x/a", "."]
+
+
+# -- evidence from the destination's node --------------------------------------------------------
+
+DST_NODE_NETNS = 4026532001  # on n2: may equal an inode on n1, another kernel's numbering
+SOURCE_NODES = {"p0": "n1"}
+
+
+def sent(outcome: str, socket_result: str, *, protocol: str = "TCP", sport: int = 61001,
+         time: str = "2026-12-02T16:00:00.000100Z") -> dict[str, Any]:
+    return {**attempt(outcome), "protocol": protocol, "src": "10.0.0.1", "sport": sport, "dst": "10.0.1.2",
+            "dport": 8080, "src_netns": DST_NODE_NETNS, "socket_result": socket_result, "time": time}
+
+
+def drop_on_n2(reason: str, *, sport: int = 61001, reply: bool = False, protocol: str = "TCP",
+               time: str = "2026-12-02T16:00:00.000300Z") -> dict[str, Any]:
+    flow = {"src": "10.0.0.1", "sport": sport, "dst": "10.0.1.2", "dport": 8080}
+    if reply:
+        flow = {"src": "10.0.1.2", "sport": 8080, "dst": "10.0.0.1", "dport": sport}
+    return {"type": "drop", "reason": reason, "location": "nft_do_chain+0x3e8" if reason != "NO_SOCKET"
+            else "__udp4_lib_rcv+0x4bc", "ifname": "eth0", "netns": DST_NODE_NETNS, "protocol": protocol,
+            "time": time, **flow}
+
+
+def test_a_cross_node_deny_names_the_drop_site_and_the_destination_node() -> None:
+    attempts = {"p0": [sent("TIMEOUT", "timeout")]}
+    matched = live_plan.add_destination_evidence(attempts, [
+        ("n2", drop_on_n2("NETFILTER_DROP")), ("n2", drop_on_n2("NETFILTER_DROP")),  # a retransmitted SYN
+        ("n2", drop_on_n2("NETFILTER_DROP", sport=61002)),  # another flow
+        ("n2", drop_on_n2("NETFILTER_DROP", time="2026-12-02T15:59:59.000000Z")),  # before the attempt
+        ("n1", drop_on_n2("NETFILTER_DROP"))], SOURCE_NODES)  # the source's node: its agent's evidence
+    assert matched == 2
+    result = live_plan.classify(planned("allow"), attempts["p0"], node="n1", netns_names={},
+                                node_netns_names={"n2": {DST_NODE_NETNS: "x/b"}}, expected_attempts=1)
+    assert result.verdict == "UNEXPECTED-DENY"
+    assert result.where == ("NETFILTER_DROP at nft_do_chain+0x3e8 in x/b eth0 on n2 (forward, x2)",)
+
+
+def test_a_no_socket_drop_on_the_destination_node_proves_arrival() -> None:
+    attempts = {"p0": [sent("TIMEOUT", "timeout", protocol="UDP")]}
+    live_plan.add_destination_evidence(attempts, [("n2", drop_on_n2("NO_SOCKET", protocol="UDP"))],
+                                       SOURCE_NODES)
+    assert attempts["p0"][0]["outcome"] == "DELIVERED" and attempts["p0"][0]["arrived"]
+    result = live_plan.classify(planned("allow"), attempts["p0"], node="n1", netns_names={},
+                                expected_attempts=1)
+    assert result.verdict == "PASS"
+
+
+def test_a_reply_dropped_on_the_destination_node_is_reply_evidence() -> None:
+    attempts = {"p0": [sent("TIMEOUT", "timeout")]}
+    live_plan.add_destination_evidence(attempts, [("n2", drop_on_n2("NETFILTER_DROP", reply=True))],
+                                       SOURCE_NODES)
+    (item,) = attempts["p0"][0]["evidence"]
+    assert item["direction"] == "reply" and item["node"] == "n2"
+    assert attempts["p0"][0]["outcome"] == "TIMEOUT"

@@ -28,7 +28,8 @@ test: install lint
 # see README "Kernels". KERNELS=6.1,6.12 picks rows; PYTEST_ARGS="tests/agent/test_x.py" a subset.
 # Cached in /var/cache/kubectl-bpf/kernels (cold: downloads and a debootstrap).
 test-kernels: bpf
-	nice -n 10 $(PYTHON) -m tests.kernels run --kernels "$(or $(KERNELS),all)" $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+	$(PYTHON) -m tests.kernels run --kernels "$(or $(KERNELS),all)" \
+	  $(if $(filter all,$(TIER)),--whole-tier) $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 unit:
 	$(PYTHON) -m pytest tests/unit

@@ -18,17 +18,15 @@ from tests.kernels import boot, cache, fetch, matrix, readme, results, rootfs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS_JSON = os.path.join(REPO, "tests", "kernels", "kernels.json")
-# The subset of tests/agent run in each guest; the host runs the whole tier natively.
-DEFAULT_PYTEST_ARGS = ["tests/agent"]
 
 
 def run_one(kernel: matrix.Kernel, files: fetch.KernelFiles, archives: list[str], *, cache_dir: str,
-            pytest_args: list[str], timeout_s: float) -> results.KernelResult:
+            timeout_s: float) -> results.KernelResult:
     result = results.KernelResult(kernel.name, files.release, files.package)
     run_dir = os.path.join(cache_dir, "runs", kernel.name)
     console, results_file, seconds = boot.boot(kernel, run_dir, files.vmlinuz,
                                                [archives[0], files.modules_cpio, archives[1]],
-                                               pytest_args=pytest_args, timeout_s=timeout_s)
+                                               timeout_s=timeout_s)
     result.boot_s = round(seconds, 1)
     with open(results_file, encoding="utf-8", errors="replace") as f:
         results.parse(result, f.read())
@@ -48,13 +46,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.makedirs(args.cache, exist_ok=True)
     started = time.monotonic()
     fetched = {s: fetch.fetch(args.cache, s) for s in dict.fromkeys(k.suite for k in kernels)}
-    archives = [rootfs.build(args.cache), rootfs.source_cpio(REPO, args.cache)]
+    pytest_args = args.pytest_args or list(matrix.WHOLE_TIER if args.whole_tier else matrix.SUBSET)
+    archives = [rootfs.build(args.cache), rootfs.source_cpio(REPO, args.cache, pytest_args)]
     prepared = time.monotonic() - started
     cache.log(f"prepared kernels and rootfs in {prepared:.0f} s")
-    pytest_args = args.pytest_args or DEFAULT_PYTEST_ARGS
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_one, k, fetched[k.suite], archives, cache_dir=args.cache,
-                               pytest_args=pytest_args, timeout_s=args.timeout) for k in kernels]
+                               timeout_s=args.timeout) for k in kernels]
         outcomes = [f.result() for f in futures]
     total = time.monotonic() - started
     record = {"pytest_args": pytest_args, "prepare_s": round(prepared), "total_s": round(total),
@@ -91,7 +89,8 @@ def main(argv: list[str]) -> int:
     run.add_argument("--cache", default=cache.DEFAULT_CACHE)
     run.add_argument("--write-results", action="store_true",
                      help=f"also write {os.path.relpath(RESULTS_JSON, REPO)} (the README table's data)")
-    run.add_argument("pytest_args", nargs="*", help="after --: pytest arguments (default: tests/agent)")
+    run.add_argument("--whole-tier", action="store_true", help="run all of tests/agent, not matrix.SUBSET")
+    run.add_argument("pytest_args", nargs="*", help="after --: pytest arguments (default: matrix.SUBSET)")
     run.set_defaults(func=cmd_run)
     readme_cmd = sub.add_parser("readme", help="rewrite README's Kernels table from kernels.json")
     readme_cmd.set_defaults(func=cmd_readme)

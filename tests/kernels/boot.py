@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import shlex
 import shutil
@@ -11,22 +10,29 @@ import time
 
 from tests.kernels import cache, matrix
 
+# x86's COMMAND_LINE_SIZE: a longer -append leaves the guest hung before its first message.
+MAX_CMDLINE = 2047
 
-def kernel_cmdline(kernel: matrix.Kernel, pytest_args: list[str]) -> str:
-    """The guest's command line: serial console, our /init, the matrix words, the pytest args."""
-    encoded = base64.urlsafe_b64encode(shlex.join(pytest_args).encode()).decode()
-    words = ["console=ttyS0", "rdinit=/init", "panic=-1", "quiet", kernel.cmdline, f"kbpf.args={encoded}"]
-    return " ".join(w for w in words if w)
+
+def kernel_cmdline(kernel: matrix.Kernel) -> str:
+    """The guest's command line: serial console, our /init, the matrix words."""
+    words = ["console=ttyS0", "rdinit=/init", "panic=-1", "quiet", kernel.cmdline]
+    line = " ".join(w for w in words if w)
+    if len(line) > MAX_CMDLINE:
+        raise ValueError(f"{kernel.name}: kernel command line longer than {MAX_CMDLINE} bytes")
+    return line
 
 
 def qemu_argv(vmlinuz: str, initrd: str, cmdline: str, console: str, results: str) -> list[str]:
-    return cache.nice(["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "3072",
-                       "-kernel", vmlinuz, "-initrd", initrd, "-append", cmdline,
-                       "-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
-                       "-serial", f"file:{console}", "-serial", f"file:{results}"])
+    # setpriv --pdeathsig: qemu is killed when the harness dies (Ctrl-C, a CI timeout).
+    return ["setpriv", "--pdeathsig", "KILL", *cache.nice([
+        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "3072",
+        "-kernel", vmlinuz, "-initrd", initrd, "-append", cmdline,
+        "-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
+        "-serial", f"file:{console}", "-serial", f"file:{results}"])]
 
 
-def boot(kernel: matrix.Kernel, run_dir: str, vmlinuz: str, archives: list[str], *, pytest_args: list[str],
+def boot(kernel: matrix.Kernel, run_dir: str, vmlinuz: str, archives: list[str], *,
          timeout_s: float) -> tuple[str, str, float]:
     """Boot, wait for power-off (or kill at timeout); return (console log, results file, seconds)."""
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -38,8 +44,8 @@ def boot(kernel: matrix.Kernel, run_dir: str, vmlinuz: str, archives: list[str],
             with open(archive, "rb") as f:
                 shutil.copyfileobj(f, out, 1 << 20)
     console, results = os.path.join(run_dir, "console.log"), os.path.join(run_dir, "results.txt")
-    argv = qemu_argv(vmlinuz, initrd, kernel_cmdline(kernel, pytest_args), console, results)
-    cache.log(f"{kernel.name}: booting ({shlex.join(argv[3:])[:160]}...)")
+    argv = qemu_argv(vmlinuz, initrd, kernel_cmdline(kernel), console, results)
+    cache.log(f"{kernel.name}: booting ({shlex.join(argv[6:])[:160]}...)")
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:

@@ -7,10 +7,9 @@ XML and pytest's exit code. pytest's own terminal output goes to the console.
 
 from __future__ import annotations
 
-import base64
 import ctypes
+import json
 import os
-import shlex
 import subprocess
 import sys
 import traceback
@@ -25,14 +24,15 @@ MODULES = ("veth", "nf_tables", "nft_reject_inet", "nft_ct")
 RESULTS_TTY = "/dev/ttyS1"
 MARK = "=====KBPF"
 RB_POWER_OFF = 0x4321FEDC
+ARGS_FILE = "/src/.pytest-args.json"
 
 
-def cmdline_args(cmdline: str) -> list[str]:
-    """pytest arguments the host passed as kbpf.args=<urlsafe base64 of a shell-quoted string>."""
-    for word in cmdline.split():
-        if word.startswith("kbpf.args="):
-            return shlex.split(base64.urlsafe_b64decode(word.split("=", 1)[1]).decode())
-    return ["tests/agent"]
+def pytest_args(path: str = ARGS_FILE) -> list[str]:
+    """What the host asked pytest to run (a file in the source archive: the kernel command line
+    is capped at 2 KiB, too small for a list of test ids)."""
+    with open(path, encoding="utf-8") as f:
+        args = json.load(f)
+    return [str(a) for a in args]
 
 
 def mount_all() -> None:
@@ -62,8 +62,7 @@ def main() -> None:
     with open(RESULTS_TTY, "w", encoding="utf-8") as out:
         try:
             setup()
-            with open("/proc/cmdline", encoding="ascii") as f:
-                args = cmdline_args(f.read())
+            args = pytest_args()
             preflight = subprocess.run([sys.executable, "-m", "kubectl_bpf", "drops", "--local", "-o", "json",
                                         "--duration", "1"], capture_output=True, text=True, check=False)
             section(out, "PREFLIGHT", preflight.stdout + preflight.stderr)

@@ -20,11 +20,11 @@ def render(record: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for k in kernels:
         pre = k.preflight
+        mode = pre.get("mode") or {}
         hook = pre.get("hook") or (f"refused: {k.preflight_error}" if k.preflight_error else "?")
-        degraded = pre.get("degraded")
+        degraded = mode.get("degraded") or []
         cells = [k.kernel, k.package.split("=")[-1] if k.package else "?", str(hook),
-                 str(pre.get("reasons", pre.get("reason_source", "not reported"))), k.lockdown or "?",
-                 ", ".join(degraded) if isinstance(degraded, list) else str(degraded or "-")]
+                 str(mode.get("reasons", "?")), k.lockdown or "?", "; ".join(degraded) or "-"]
         for g in gadgets:
             c = k.gadgets.get(g)
             cells.append("-" if c is None else f"{c.passed} passed, {c.failed} failed")

@@ -8,6 +8,7 @@ never rebuilds this.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import subprocess
 from tests.kernels import cache, matrix
 
 SUITE = "bookworm"
-PACKAGES = ("python3", "libbpf1", "libelf1", "zlib1g", "iproute2", "nftables", "kmod", "procps",
+PACKAGES = ("python3", "libbpf1", "libelf1", "zlib1g", "iproute2", "nftables", "kmod", "procps", "bpftool",
             "util-linux", "python3-pytest", "python3-pytest-timeout", "python3-click", "python3-yaml",
             "python3-tabulate")
 # Bump when the recipe below changes: it is part of the cache key.
@@ -52,8 +53,9 @@ def build(cache_dir: str) -> str:
     return archive
 
 
-def source_cpio(repo: str, cache_dir: str) -> str:
-    """Archive the repository's tier sources under /src (rebuilt on every run: it is small)."""
+def source_cpio(repo: str, cache_dir: str, pytest_args: list[str]) -> str:
+    """Archive the repository's tier sources under /src with the pytest arguments the guest runs
+    (rebuilt on every run: it is small)."""
     staging = os.path.join(cache_dir, "src-staging")
     shutil.rmtree(staging, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
@@ -64,6 +66,8 @@ def source_cpio(repo: str, cache_dir: str) -> str:
             shutil.copytree(src, dest, ignore=ignore)
         else:
             shutil.copy2(src, dest)
+    with open(os.path.join(staging, "src", ".pytest-args.json"), "w", encoding="utf-8") as f:
+        json.dump(pytest_args, f)
     archive = os.path.join(cache_dir, "src.cpio.gz")
     cache.write_cpio(staging, archive)
     shutil.rmtree(staging)

@@ -95,12 +95,18 @@ def test_the_gadget_a_test_ran_comes_from_its_command_line(argv, gadget):
     assert plugin.gadget_of(argv) == gadget
 
 
-def test_pytest_arguments_survive_the_kernel_command_line():
+def test_pytest_arguments_reach_the_guest_through_a_file(tmp_path):
     args = ["tests/agent/test_x.py", "-k", "drop and not flood"]
-    line = boot.kernel_cmdline(matrix.MATRIX[3], args)
-    assert "lockdown=confidentiality" in line.split()
-    assert guest.cmdline_args(line) == args
-    assert guest.cmdline_args("console=ttyS0") == ["tests/agent"]
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    assert guest.pytest_args(str(tmp_path / "args.json")) == args
+
+
+def test_the_command_line_carries_the_matrix_words_and_fits_the_kernels_limit():
+    line = boot.kernel_cmdline(matrix.MATRIX[3])
+    assert "lockdown=confidentiality" in line.split() and "rdinit=/init" in line.split()
+    assert len(line) <= boot.MAX_CMDLINE
+    with pytest.raises(ValueError, match="longer than"):
+        boot.kernel_cmdline(matrix.Kernel("x", "trixie", "a" * 3000))
 
 
 def test_matrix_selection_refuses_unknown_names():

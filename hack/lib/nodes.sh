@@ -224,6 +224,10 @@ down_workers() {
       done < <(sort -u "$RUN/netns")
       rm -f "$RUN/netns"
     fi
+    # its Node object, if the API server is there to ask
+    if pid_of kube-apiserver >/dev/null; then
+      kubectl_ delete node "$(node_name)-node$k" --ignore-not-found >/dev/null 2>&1 || true
+    fi
     [[ -e /run/netns/$ns ]] && ip netns del "$ns"
     ip link del "kbpfn-$k" 2>/dev/null || true
     rm -rf "$wd"

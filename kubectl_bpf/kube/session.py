@@ -189,10 +189,22 @@ class Session:
         start() calls it; replays of recorded logs call it alone."""
         for run in self._runs:
             if run.start_error is not None:
+                self._discard(run)
                 self._put(NodeFinished(run.group.node, str(run.start_error), run.start_error.exit_code))
             else:
                 self._spawn(self._follow, run)
         self._spawn(self._renew_leases)
+
+    def _discard(self, run: NodeRun) -> None:
+        """A node that failed to start keeps no Job (nor its pending pod) while the
+        others stream; if the API refuses now, close() retries with the others."""
+        if run.job_name not in self._created:
+            return
+        try:
+            jobs.delete_job(self._kube, self._options.job_namespace, run.job_name, grace_period_s=0)
+        except (errors.KubeError, urllib3.exceptions.HTTPError, OSError):
+            return
+        self._deleted.add(run.job_name)
 
     def _wait_for_pods(self) -> None:
         """Wait for every node's agent. One node failing (its image missing,

@@ -154,12 +154,13 @@ def fail_nodes(monkeypatch: pytest.MonkeyPatch, live_session: session.Session,
 
 
 def test_a_node_whose_agent_never_starts_fails_alone_and_sets_the_exit_code(
-        kube: client.Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+        kube: client.Kube, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> None:
     nodes = ["node-a", "node-b", "node-c"]
     logs_by_node = {node: node_log(i, drops=20) for i, node in enumerate(nodes)}
     live_session, notes = make_session(kube, nodes, logs_by_node)
     fail_nodes(monkeypatch, live_session, {"node-b": errors.StartError(
         'tracer pod kubectl-bpf/x: image "agent:1" not found (ErrImagePull)')})
+    failed_job = live_session.jobs[live_session.nodes.index("node-b")]["metadata"]["name"]
     finished: list[session.NodeFinished] = []
     shown: list[tuple[str, str]] = []
     code = live.run_session(live_session, on_record=lambda node, record: shown.append((node, record["type"])),
@@ -171,6 +172,10 @@ def test_a_node_whose_agent_never_starts_fails_alone_and_sets_the_exit_code(
     assert by_node["node-a"].error is None and by_node["node-c"].error is None
     assert shown.count(("node-a", "drop")) == 20 and shown.count(("node-c", "drop")) == 20
     assert not any(node == "node-b" for node, _ in shown)
+    # node-b's Job went when its failure was known, the others' at the end
+    deleted = [call[2] for call in cluster.called("delete_namespaced_job")]
+    assert deleted[0] == failed_job
+    assert sorted(deleted) == sorted(job["metadata"]["name"] for job in live_session.jobs)  # each once
 
 
 def test_when_no_agent_starts_the_first_failure_is_raised(kube: client.Kube,

@@ -8,8 +8,10 @@ import subprocess
 import time
 from typing import Any
 
+import yaml
+
 from tests.e2e import cluster as cluster_mod
-from tests.e2e.conftest import create_server
+from tests.e2e.conftest import SERVER
 from tests.e2e.test_policy_test_live_probes import enforcer, policy_enforcer  # noqa: F401 -- fixture
 
 OPEN_PORT, CLOSED_PORT, DENIED_PORT = 8080, 9999, 8081
@@ -43,16 +45,21 @@ def read_until_ready(process: "subprocess.Popen[str]", timeout_s: float) -> None
 
 
 def connect(cluster: cluster_mod.Cluster, namespace: str, address: str, port: int) -> None:
-    """One TCP connect from the client pod (busybox wget gives up after 3 s)."""
-    cluster.kubectl("exec", "-n", namespace, "client", "--", "wget", "-q", "-T", "3", "-O", "/dev/null",
-                    f"http://{address}:{port}/", check=False)
+    """One TCP connect from the client pod (busybox nc gives up after 3 s; its wget crashes)."""
+    cluster.kubectl("exec", "-n", namespace, "client", "--", "nc", "-w", "3", address, str(port),
+                    stdin="", check=False)
 
 
 def test_a_pods_connections_show_outcome_pods_and_evidence(
         cluster: cluster_mod.Cluster, namespace: str, policy_enforcer: None) -> None:  # noqa: F811
     offset = enforcer("log-offset")
+    node = cluster.node_name()
     for name, role in (("client", "client"), ("server", "server")):
-        create_server(cluster, namespace, name, label="role", value=role)
+        # One node: the policy drop happens on the server's node, and evidence is the
+        # drops seen on the node of the failing socket.
+        manifest = yaml.safe_load(SERVER.format(name=name, label="role", value=role))
+        manifest["spec"]["nodeName"] = node
+        cluster.apply(yaml.safe_dump(manifest), namespace)
     for name in ("client", "server"):
         cluster.kubectl("wait", "-n", namespace, f"pod/{name}", "--for=condition=Ready", "--timeout=60s")
     cluster.apply(POLICY, namespace)
@@ -72,11 +79,13 @@ def test_a_pods_connections_show_outcome_pods_and_evidence(
     rows = [r for r in lines if r["type"] == "tcp" and r["dst"] == server_ip]
 
     def outcome(port: int) -> dict[str, Any]:
-        (row,) = [r for r in rows if r["dport"] == port and r["direction"] == "outbound"
-                  and r["event"] not in ("RESET-RECEIVED", "RETRANSMIT")]
-        return row
+        found = [r for r in rows if r["dport"] == port and r["direction"] == "outbound"
+                 and r["event"] not in ("RESET-RECEIVED", "RETRANSMIT")]
+        assert len(found) == 1, (port, "\n".join(
+            f"{r['event']} {r['src']}:{r['sport']} {r['dst']}:{r['dport']} {r['direction']} "
+            f"{r.get('pod')} {r.get('evidence')}" for r in lines if r["type"] == "tcp"))
+        return found[0]
 
-    node = cluster.node_name()
     for row in rows:
         assert (row["pod"], row["peer"], row["node"]) == (f"{namespace}/client", f"{namespace}/server", node)
     assert outcome(OPEN_PORT)["event"] == "CONNECTED" and outcome(OPEN_PORT)["latency_ms"] > 0

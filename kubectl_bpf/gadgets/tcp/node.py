@@ -74,6 +74,7 @@ DIRECTIONS = {0: "unknown", 1: "outbound", 2: "inbound"}
 STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
           6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
           12: "NEW_SYN_RECV"}
+V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 CONNECT_EVENTS = frozenset({"CONNECTED", "ACCEPTED"}) | schema.CONNECT_FAILURES
 # Flows whose last drop is remembered for evidence: LRU-bounded, so a drop flood
 # costs a fixed amount of memory (~300 B per flow).
@@ -154,10 +155,12 @@ class Decoder:
         self._second_text = ""
 
     def address(self, raw: bytes, family: int) -> str:
+        """A v4-mapped address of a dual-stack socket (a server on ``::``) reads as
+        IPv4: the same peer as its IPv4 sockets, pods and drops."""
         cache = self._addresses.setdefault(family, {})
         text = cache.get(raw)
         if text is None:
-            text = (socket.inet_ntop(socket.AF_INET, raw[12:]) if family == 4
+            text = (socket.inet_ntop(socket.AF_INET, raw[12:]) if family == 4 or raw[:12] == V4_MAPPED
                     else socket.inet_ntop(socket.AF_INET6, raw))
             cache[raw] = text
         return text

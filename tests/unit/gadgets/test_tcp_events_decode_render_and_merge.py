@@ -72,6 +72,8 @@ def test_ipv6_addresses_decode_as_ipv6(decoder: node.Decoder) -> None:
     record = decoder.decode(pack_event(family=6, saddr=socket.inet_pton(socket.AF_INET6, "fd00::1"),
                                        daddr=socket.inet_pton(socket.AF_INET6, "fd00::2")))
     assert (record["src"], record["dst"]) == ("fd00::1", "fd00::2")
+    dual_stack = decoder.decode(pack_event(family=6, saddr=v4("10.0.0.1"), daddr=v4("10.0.0.2")))
+    assert (dual_stack["src"], dual_stack["dst"]) == ("10.0.0.1", "10.0.0.2")
 
 
 def test_latency_buckets_tile_the_line_and_percentiles_land_in_them() -> None:

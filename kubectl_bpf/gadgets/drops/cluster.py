@@ -20,8 +20,8 @@ import click
 
 from kubectl_bpf import protocol
 from kubectl_bpf.cli import render
+from kubectl_bpf.gadgets.drops import modes, schema
 from kubectl_bpf.gadgets.drops import output as output_mod
-from kubectl_bpf.gadgets.drops import schema
 from kubectl_bpf.kube import session, targets
 from kubectl_bpf.protocol import records
 
@@ -234,9 +234,11 @@ class ClusterOutput:
     def _progress(self, node: str, record: dict[str, Any]) -> None:
         record_type = record.get("type")
         if record_type == records.PREFLIGHT:
+            mode = record.get("mode") or {}
             click.echo(f"{node}: agent {record.get('agent_version')} on kernel {record.get('kernel')}, "
-                       f"hook {record.get('hook')}", err=True)
-            for line in (record.get("mode") or {}).get("degraded", []):
+                       f"hook {record.get('hook')}" + (f", {modes.label(mode)}" if mode else ""),
+                       err=True)
+            for line in mode.get("degraded", []):
                 click.echo(f"{node}: note: {line}", err=True)
         elif record_type == records.READY:
             click.echo(f"{node}: tracing (BPF program id {record.get('prog_id')}); Ctrl-C to stop", err=True)

@@ -41,11 +41,14 @@ def print_reasons() -> int:
     from kubectl_bpf.gadgets.drops import node  # noqa: PLC0415
 
     try:
-        names = node.load_reason_table().names()
+        table = node.load_reason_table()
     except libbpf.LibbpfError as exc:
         click.echo(f"kubectl-bpf: error: cannot read drop reasons from kernel BTF: {exc}", err=True)
         return exitcodes.UNSUPPORTED
-    click.echo("\n".join(names))
+    if table.derived:
+        click.echo("kubectl-bpf: note: this kernel's kfree_skb has no drop reasons; these are derived "
+                   "from the freeing function (others show as UNKNOWN)", err=True)
+    click.echo("\n".join(table.names()))
     return exitcodes.OK
 
 
@@ -67,7 +70,10 @@ def print_reasons() -> int:
               help="Stop after this long, e.g. 30 or 30s (default: until Ctrl-C).")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many drop lines (per node).")
 @click.option("--reason", "reasons", multiple=True, metavar="NAME",
-              help="Only drops with this reason, e.g. NO_SOCKET (repeatable; see --list-reasons).")
+              help="Only drops with this reason, e.g. NO_SOCKET (repeatable; see --list-reasons). "
+                   "On kernels whose kfree_skb has no reasons (before 5.17) REASON is derived from the "
+                   "function that freed the packet, so only derived names filter there (NETFILTER_DROP, "
+                   "NO_SOCKET, TC_INGRESS, TC_EGRESS): the kernel matches those functions' addresses.")
 @click.option("--aggregate", is_flag=True,
               help="Count per flow in the kernel and show a refreshed flow table instead of lines.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,

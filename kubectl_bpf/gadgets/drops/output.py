@@ -124,9 +124,10 @@ class TableSink:
             target = payload["target"]
             scope = ("the whole host" if target["whole_host"] else
                      f"netns {target['netns'] or '-'} / IPs {', '.join(target['ips']) or '-'}")
-            click.echo(f"Tracing drops of {scope} via {payload['hook']} (kernel {payload['kernel']}); "
-                       "Ctrl-C to stop.", err=True)
-            for line in (payload.get("mode") or {}).get("degraded", []):
+            mode = payload.get("mode") or {}
+            click.echo(f"Tracing drops of {scope} via {payload['hook']} (kernel {payload['kernel']}"
+                       + (f", {modes.label(mode)}" if mode else "") + "); Ctrl-C to stop.", err=True)
+            for line in mode.get("degraded", []):
                 click.echo(f"kubectl-bpf: note: {line}", err=True)
         elif record_type == records.READY and not self._aggregate:
             self._live.header()

@@ -4,6 +4,7 @@ its records, the way a script or the plugin's Job would consume it."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -11,6 +12,10 @@ import sys
 import threading
 import time
 from typing import Any, Optional
+
+# Start-up (imports, BTF, verification) takes ~1 s natively but can pass 10 s in an
+# emulated (qemu TCG) guest on a loaded machine: a kernel matrix raises this.
+READY_TIMEOUT_S = float(os.environ.get("KUBECTL_BPF_TEST_READY_TIMEOUT_S", "10"))
 
 
 class Tracer:
@@ -46,7 +51,7 @@ class Tracer:
                 raise AssertionError(f"stream ended before {record_type}: {self.records[-3:]}")
 
     def ready(self) -> "Tracer":
-        self.wait_for("ready")
+        self.wait_for("ready", READY_TIMEOUT_S)
         return self
 
     def settle(self, seconds: float = 0.5) -> None:

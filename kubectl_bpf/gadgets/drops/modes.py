@@ -20,6 +20,12 @@ Two independent axes:
   length, reason and location but no addresses, ports or protocol, and an
   IP filter (--ip, policy-test's probes) matches nothing. The netns filter
   works in every mode.
+
+Measured (Debian cloud kernels under qemu TCG, tests/agent inside; host native):
+5.10 derived+probe (nftables drops are freed in nf_hook_slow, so NETFILTER_DROP*;
+closed UDP/TCP ports NO_SOCKET*); 6.1 kernel+probe; 6.12 kernel+probe; 6.12
+lockdown=confidentiality kernel+btf (endpoints, ports, IP filter all work);
+6.1 lockdown=confidentiality kernel+btf-bare; 6.18 (host) kernel+probe.
 """
 
 from __future__ import annotations

@@ -56,7 +56,10 @@ def section(out: object, name: str, body: str) -> None:
 
 def main() -> None:
     env = dict(os.environ, PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               HOME="/root", PYTHONDONTWRITEBYTECODE="1", LANG="C.UTF-8")
+               HOME="/root", PYTHONDONTWRITEBYTECODE="1", LANG="C.UTF-8",
+               # Under TCG an agent takes several times longer to load and attach than on
+               # the host: the tests' 10 s wait for `ready` would fail for emulation alone.
+               KUBECTL_BPF_TEST_READY_TIMEOUT_S=os.environ.get("KUBECTL_BPF_TEST_READY_TIMEOUT_S", "90"))
     os.environ.update(env)
     mount_all()
     with open(RESULTS_TTY, "w", encoding="utf-8") as out:

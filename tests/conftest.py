@@ -20,6 +20,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run tests that load BPF programs into this kernel (root, BTF)")
     parser.addoption("--with-e2e", action="store_true",
                      help="run the end-to-end tests on the local cluster (brought up if needed)")
+    parser.addoption("--with-multinode", action="store_true",
+                     help="run the e2e tests that need hack/local-cluster up --nodes 3")
     parser.addoption("--keep-cluster", action="store_true",
                      help="leave the local cluster up after the e2e tests (faster reruns)")
 
@@ -27,6 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 TIERS = {
     "agent": ("--with-agent", "AGENT TIER NOT RUN: needs --with-agent (root, BTF); CI runs it"),
     "e2e": ("--with-e2e", "E2E TIER NOT RUN: needs --with-e2e (root, local cluster); CI runs it"),
+    "multinode": ("--with-multinode", "MULTINODE TIER NOT RUN: needs --with-multinode and "
+                  "hack/local-cluster up --nodes 3; CI does not run it yet"),
 }
 
 

@@ -93,7 +93,7 @@ def test_a_pod_resolves_a_service_name_through_coredns(cluster: cluster_mod.Clus
     # the name reaches the backend across nodes through kube-proxy
     reply = in_pod(cluster, namespace, "client",
                    "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80 | head -1")
-    assert reply.stdout.startswith("HTTP/1.0"), reply.stdout + reply.stderr
+    assert reply.stdout.startswith("HTTP/1."), reply.stdout + reply.stderr  # httpd answered (404 or 200)
 
 
 def test_a_service_without_endpoints_is_refused_at_once(cluster: cluster_mod.Cluster, namespace: str) -> None:
@@ -113,6 +113,8 @@ spec:
     t0 = time.monotonic()
     out = in_pod(cluster, namespace, "client", f"nc -w 5 {svc_ip} 80 </dev/null; echo rc=$?")
     took = time.monotonic() - t0
-    # kube-proxy REJECTs a Service with no endpoints: refused, not a 5 s timeout
-    assert "refused" in (out.stdout + out.stderr).lower(), out.stdout + out.stderr
+    # kube-proxy REJECTs a Service with no endpoints (seen here as "Network is unreachable"):
+    # an ICMP error at once, not a 5 s timeout
+    said = (out.stdout + out.stderr).lower()
+    assert "rc=1" in said and ("refused" in said or "unreachable" in said), said
     assert took < 4, took

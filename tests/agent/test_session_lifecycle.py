@@ -37,7 +37,9 @@ def test_duration_ends_the_session_by_itself(pair, trace):
     _, target = pair
     tracer = trace("--netns", target.path, "--duration", "0.5")
     assert tracer.finish(timeout=5) == 0
-    assert 0.5 <= tracer.summary["duration_s"] < 2.0
+    # Not before the deadline; the upper bound only shows the session did not run on to
+    # another limit (under qemu's emulation ending takes seconds, so no tighter bound).
+    assert 0.5 <= tracer.summary["duration_s"] < 5.0
     assert tracer.summary["stopped_by"] == "duration"
 
 

@@ -70,6 +70,15 @@ TIMEOUT_TYPE = DurationType(allow_zero=True)
 AGE_TYPE = DurationType(maximum_s=None)
 
 
+def target_options(command: F) -> F:
+    """What a gadget traces on a cluster, the same for every gadget: TARGET
+    references (pods, workloads, nodes) and a label selector, as ``refs`` and
+    ``selector``."""
+    command = click.option("-l", "--selector", metavar="SELECTOR",
+                           help="Target: the pods matching this label selector in the namespace.")(command)
+    return click.argument("refs", nargs=-1, metavar="[TARGET]...", shell_complete=complete_targets)(command)
+
+
 def kube_options(command: F) -> F:
     """kubectl's connection flags, passed to the command as keyword arguments
     (``kubeconfig``, ``kube_context``, ``namespace``, ``request_timeout``)."""

@@ -24,9 +24,7 @@ def table_sink(wide: bool, aggregate: bool) -> Any:
 
 
 @click.command("tcp")
-@click.argument("refs", nargs=-1, metavar="[TARGET]...", shell_complete=options.complete_targets)
-@click.option("-l", "--selector", metavar="SELECTOR",
-              help="Target: the pods matching this label selector in the namespace.")
+@options.target_options
 @options.kube_options
 @click.option("--local", is_flag=True, help="Trace on this host, without Kubernetes.")
 @click.option("--pid", "pids", type=int, multiple=True,

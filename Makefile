@@ -14,14 +14,16 @@ bpf:
 install: deps
 	$(PYTHON) -m pip install -q --disable-pip-version-check .
 
-# Every tier: unit, kernel (agent), then end-to-end on the local cluster, which is
-# brought up first (cold: builds Kubernetes, ~10 min; cached: seconds) and taken down
-# after, unless KEEP_CLUSTER=1. The NetworkPolicy enforcer is built here too (cold: ~3 min),
-# so no test fixture has to build it within a test's timeout.
+# Every tier: unit, kernel (agent), then end-to-end on the local cluster of $(E2E_NODES)
+# nodes, multinode tier included (nothing skipped), which is brought up first (cold: builds
+# Kubernetes and CoreDNS, ~25 min; cached: under a minute) and taken down after, unless
+# KEEP_CLUSTER=1. The NetworkPolicy enforcer is built here too (cold: ~3 min), so no test
+# fixture has to build it within a test's timeout.
+E2E_NODES ?= 3
 test: install lint
-	hack/local-cluster up
+	hack/local-cluster up --nodes $(E2E_NODES)
 	hack/policy-enforcer build
-	$(PYTHON) -m pytest --with-agent --with-e2e; rc=$$?; \
+	$(PYTHON) -m pytest --with-agent --with-e2e --with-multinode; rc=$$?; \
 	  [ "$(KEEP_CLUSTER)" = 1 ] || hack/local-cluster down; exit $$rc
 
 # The agent tier inside Debian's 5.10, 6.1 and 6.12 kernels (and 6.12 with lockdown) under qemu:
@@ -47,7 +49,7 @@ demo-local: install
 	hack/demo-local
 
 cluster-up:
-	hack/local-cluster up
+	hack/local-cluster up --nodes $(or $(NODES),1)
 
 cluster-down:
 	hack/local-cluster down

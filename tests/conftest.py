@@ -30,7 +30,7 @@ TIERS = {
     "agent": ("--with-agent", "AGENT TIER NOT RUN: needs --with-agent (root, BTF); CI runs it"),
     "e2e": ("--with-e2e", "E2E TIER NOT RUN: needs --with-e2e (root, local cluster); CI runs it"),
     "multinode": ("--with-multinode", "MULTINODE TIER NOT RUN: needs --with-multinode and "
-                  "hack/local-cluster up --nodes 3; CI does not run it yet"),
+                  "hack/local-cluster up --nodes 3; CI runs it"),
 }
 
 

@@ -42,13 +42,16 @@ up_workers() {
     up_worker "$k" "$name" "$ns" "$ip" "$cidr" "$gw" "$cg"
   done < <(worker_plan)
   wait_for "kube-proxy /healthz" kube-proxy kube_proxy_healthy ""
-  while read -r k name ns _; do
+  while read -r k name ns _ cidr _; do
     wait_for "node $name Ready without taints" "node$k-kubelet" node_ready "$name"
+    set_pod_cidr "$name" "$cidr"
     wait_for "node $name kube-proxy /healthz" "node$k-kube-proxy" kube_proxy_healthy "$ns"
-    log "node $name Ready, no taints, kube-proxy synced"
+    log "node $name Ready, no taints, pod CIDR $cidr, kube-proxy synced"
   done < <(worker_plan)
-  sed -e "s#@IMAGE@#$COREDNS_IMAGE#; s#@DNS_IP@#$DNS_SERVICE_IP#" "$HACK_DIR/lib/coredns.yaml" \
-    | kubectl_ apply -f - >/dev/null || die "could not apply the CoreDNS manifests"
+  local manifest hash
+  manifest=$(sed -e "s#@IMAGE@#$COREDNS_IMAGE#; s#@DNS_IP@#$DNS_SERVICE_IP#" "$HACK_DIR/lib/coredns.yaml")
+  hash=$(sha256sum <<< "$manifest" | cut -c1-16)
+  kubectl_ apply -f - <<< "${manifest//@CONFIG_HASH@/$hash}" >/dev/null || die "could not apply the CoreDNS manifests"
   wait_for "CoreDNS ready" "" kubectl_ -n kube-system rollout status deployment/coredns --timeout=5s
   log "CoreDNS ready behind kube-dns $DNS_SERVICE_IP"
 }
@@ -58,8 +61,10 @@ ensure_node_link() {
   local addrs; addrs=$(ip -4 -o addr show dev "$HOST_BRIDGE")
   [[ " $addrs " == *" inet $NODE_NET_HOST_IP/24 "* ]] || ip addr replace "$NODE_NET_HOST_IP/24" dev "$HOST_BRIDGE"
   ip link set "$HOST_BRIDGE" up
+  # src: what node 1 sends to another node's pods comes from its InternalIP, as between real
+  # nodes (not from its address on the node link, which no Node object names)
   local dst via
-  while read -r dst _ via; do ip route replace "$dst" via "$via"; done \
+  while read -r dst _ via; do ip route replace "$dst" via "$via" src "$(node_ip)"; done \
     < <(lc_py topology routes "$(node_count)" 0 "$(node_ip)")
   if [[ ! -f "$RUN/sysctl.ip_forward" ]]; then sysctl -n net.ipv4.ip_forward > "$RUN/sysctl.ip_forward"; fi
   sysctl -qw net.ipv4.ip_forward=1
@@ -205,12 +210,13 @@ down_workers() {
     fi
     stop "node$k-containerd" 20
     kill_shims_of "$sock"
-    local d
+    local d dirs=()
     for d in $(cgroup_hierarchies); do
       [[ -d "$d/kbpf-node$k" ]] || continue
+      dirs+=("$d/kbpf-node$k")
       find "$d/kbpf-node$k" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     done
-    sleep 0.2
+    poll 10 cgroups_empty "${dirs[@]}" || log "WARNING: processes left in node $k's cgroups"
     for d in $(cgroup_hierarchies); do
       [[ -d "$d/kbpf-node$k" ]] && find "$d/kbpf-node$k" -depth -type d -exec rmdir {} \; 2>/dev/null
     done

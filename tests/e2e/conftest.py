@@ -1,9 +1,11 @@
 """The e2e tier: the plugin against the project's own local cluster.
 
-The cluster is brought up once per run if it is not already healthy, and
-taken down afterwards unless it was already up or --keep-cluster is given.
-Each test gets its own namespace; every test checks that the plugin left
-nothing in its job namespace.
+The cluster is brought up once per run if it is not already healthy, with
+NODES nodes as CI's `make test` does (the tests are node-agnostic; the
+multinode tier needs 3), and taken down afterwards unless it was already up
+or --keep-cluster is given. A healthy cluster is used as it is. Each test
+gets its own namespace; every test checks that the plugin left nothing in
+its job namespace.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from tests.e2e import cluster as cluster_mod
 
 pytestmark = pytest.mark.e2e
+NODES = 3  # Makefile E2E_NODES
 
 
 def _healthy() -> bool:
@@ -28,8 +31,8 @@ def _healthy() -> bool:
 def cluster(request: pytest.FixtureRequest) -> Iterator[cluster_mod.Cluster]:
     was_up = _healthy()
     if not was_up:
-        result = subprocess.run([str(cluster_mod.LOCAL_CLUSTER), "up"], capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run([str(cluster_mod.LOCAL_CLUSTER), "up", "--nodes", str(NODES)],
+                                capture_output=True, text=True, check=False)
         if result.returncode != 0:
             pytest.fail(f"hack/local-cluster up failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}",
                         pytrace=False)

@@ -15,8 +15,11 @@ from tests.e2e.conftest import start_server
 CLOSED_PORT = 9999
 
 
-def read_until(process: "subprocess.Popen[str]", record_type: str, timeout_s: float) -> list[dict]:
-    """JSON records from a running plugin up to the first of ``record_type``."""
+def read_until(process: "subprocess.Popen[str]", record_type: str, timeout_s: float, *,
+               nodes: int = 1) -> list[dict]:
+    """JSON records from a running plugin up to the first of ``record_type`` from each of
+    ``nodes`` nodes (every node's agent says ``ready`` on its own: traffic sent after the
+    first node's is missed by a node still loading its programs)."""
     assert process.stdout is not None
     seen: list[dict] = []
     deadline = time.monotonic() + timeout_s
@@ -25,7 +28,8 @@ def read_until(process: "subprocess.Popen[str]", record_type: str, timeout_s: fl
         if not line:
             break
         seen.extend(cluster_mod.records(line))
-        if seen and seen[-1]["type"] == record_type:
+        if seen and seen[-1]["type"] == record_type and \
+                len({r.get("node") for r in seen if r["type"] == record_type}) >= nodes:
             return seen
     stderr = process.stderr.read() if process.poll() is not None and process.stderr else ""
     raise AssertionError(f"no {record_type} record within {timeout_s}s; got {[r['type'] for r in seen]}; "
@@ -46,7 +50,10 @@ def test_drops_of_a_pod_show_reason_ports_direction_node_and_pod(cluster: cluste
     lines = cluster_mod.records(stdout)
     drops = [r for r in lines if r["type"] == "drop" and r["dport"] == CLOSED_PORT]
     assert len(drops) == 5, stdout
-    node = cluster.node_name()
+    node = cluster.pod_node(namespace, "server")
+    # sent by this machine, node 1: from its pod bridge's gateway to its own pods, from its
+    # InternalIP to another node's; either way the peer is named after node 1
+    peer = f"node/{cluster.host_node()}"
     for drop in drops:
         assert drop["reason"] == "NO_SOCKET"
         assert drop["protocol"] == "UDP"
@@ -54,6 +61,7 @@ def test_drops_of_a_pod_show_reason_ports_direction_node_and_pod(cluster: cluste
         assert drop["direction"] == "ingress"
         assert drop["node"] == node
         assert drop["pod"] == f"{namespace}/server"
+        assert drop["peer"] == peer
     summary = next(r for r in lines if r["type"] == "summary")
     assert summary["reasons"].get("NO_SOCKET", 0) >= 5
     assert summary["drops"] == summary["events"] + summary["lost"] + summary["suppressed"]
@@ -65,8 +73,9 @@ def test_selector_targets_merge_every_pod(cluster: cluster_mod.Cluster, namespac
     ips = {name: start_server(cluster, namespace, name=name, app="web") for name in ("web-a", "web-b")}
     for target in (["-l", "app=web"],):
         process = cluster.plugin_process("drops", "-n", namespace, *target, "-o", "json", "--duration", "15")
+        nodes = {cluster.pod_node(namespace, name) for name in ips}
         try:
-            preflight = read_until(process, "ready", timeout_s=60)
+            preflight = read_until(process, "ready", timeout_s=60, nodes=len(nodes))
             for ip in ips.values():
                 cluster_mod.send_udp(ip, CLOSED_PORT, 3)
             stdout, stderr = process.communicate(timeout=60)
@@ -74,7 +83,8 @@ def test_selector_targets_merge_every_pod(cluster: cluster_mod.Cluster, namespac
             process.kill()
         assert process.returncode == 0, stderr
         jobs = {r["node"] for r in preflight if r["type"] == "preflight"}
-        assert len(jobs) == 1  # one node: one Job carrying both pods
+        # one Job per node the pods landed on, carrying that node's pods
+        assert jobs == nodes
         drops = [r for r in cluster_mod.records(stdout) if r["type"] == "drop" and r["dport"] == CLOSED_PORT]
         by_pod = {name: sum(1 for d in drops if d["pod"] == f"{namespace}/{name}") for name in ips}
         assert by_pod == {"web-a": 3, "web-b": 3}, drops
@@ -88,7 +98,7 @@ def test_deployment_target_traces_its_pods(cluster: cluster_mod.Cluster, namespa
     process = cluster.plugin_process("drops", "-n", namespace, "deploy/api", "-o", "json",
                                      "--duration", "15")
     try:
-        read_until(process, "ready", timeout_s=60)
+        read_until(process, "ready", timeout_s=60, nodes=len({pod["spec"]["nodeName"] for pod in pods}))
         for pod in pods:
             cluster_mod.send_udp(pod["status"]["podIP"], CLOSED_PORT, 2)
         stdout, stderr = process.communicate(timeout=60)
@@ -150,5 +160,5 @@ def test_dry_run_prints_the_job_and_creates_nothing(cluster: cluster_mod.Cluster
     (job,) = list(yaml.safe_load_all(result.stdout))
     assert job["kind"] == "Job"
     pod_spec = job["spec"]["template"]["spec"]
-    assert pod_spec["nodeName"] == cluster.node_name()
+    assert pod_spec["nodeName"] == cluster.pod_node(namespace, "server")
     assert not cluster.managed_objects()

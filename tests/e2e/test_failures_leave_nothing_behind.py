@@ -101,7 +101,7 @@ def test_killed_client_leaves_nothing_within_the_lease_and_ttl(cluster: cluster_
 
 def test_tainted_node_is_still_traced(cluster: cluster_mod.Cluster, namespace: str) -> None:
     server_ip = start_server(cluster, namespace)
-    node = cluster.node_name()
+    node = cluster.pod_node(namespace, "server")
     taints = ["e2e/no-schedule=true:NoSchedule", "e2e/no-execute=true:NoExecute"]
     cluster.kubectl("taint", "node", node, *taints)
     try:

@@ -104,13 +104,7 @@ def test_closed_port_is_delivered_not_a_failure(cluster: cluster_mod.Cluster, na
 def test_drop_below_the_policy_layer_is_an_unexpected_deny_explained_by_the_kernel(
         cluster: cluster_mod.Cluster, namespace: str) -> None:
     start_pods(cluster, namespace, {"client": "client", "server": "server"})
-    container = subprocess.run(
-        ["crictl", "ps", "--label", f"io.kubernetes.pod.namespace={namespace}", "--label",
-         "io.kubernetes.pod.name=server", "--state", "running", "-q"],
-        capture_output=True, text=True, check=True, env=cluster.env).stdout.split()[0]
-    pid = subprocess.run(["crictl", "inspect", "--output", "go-template", "--template", "{{.info.pid}}",
-                          container], capture_output=True, text=True, check=True,
-                         env=cluster.env).stdout.strip()
+    pid = cluster.container_pid(namespace, "server")
     # Gone with the pod's netns when the namespace is deleted.
     subprocess.run(["nsenter", "-t", pid, "-n", "nft", "-f", "-"], check=True, text=True, input=(
         "table inet kubectl_bpf_e2e {\n"

@@ -53,10 +53,10 @@ def connect(cluster: cluster_mod.Cluster, namespace: str, address: str, port: in
 def test_a_pods_connections_show_outcome_pods_and_evidence(
         cluster: cluster_mod.Cluster, namespace: str, policy_enforcer: None) -> None:  # noqa: F811
     offset = enforcer("log-offset")
-    node = cluster.node_name()
+    node = cluster.host_node()
     for name, role in (("client", "client"), ("server", "server")):
         # One node: the policy drop happens on the server's node, and evidence is the
-        # drops seen on the node of the failing socket.
+        # drops seen on the node of the failing socket (across nodes: tests/e2e/test_across_nodes.py).
         manifest = yaml.safe_load(SERVER.format(name=name, label="role", value=role))
         manifest["spec"]["nodeName"] = node
         cluster.apply(yaml.safe_dump(manifest), namespace)

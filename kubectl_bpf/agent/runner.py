@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any, Optional, Protocol
 
 import kubectl_bpf
-from kubectl_bpf.agent import emit, errors, lease, loader, preflight, targets
+from kubectl_bpf.agent import emit, errors, lease, loader, nodescope, preflight, targets
 from kubectl_bpf.protocol import exitcodes, records, spec
 
 POLL_TIMEOUT_MS = 100
@@ -108,7 +108,8 @@ def _run(gadget: Gadget, run_spec: spec.RunSpec, emitter: emit.Emitter) -> int:
             "gadget": gadget.name, "agent_version": kubectl_bpf.__version__, "kernel": facts.kernel,
             "btf": facts.btf, "hook": attached.hook, "missing_hooks": dict(attached.missing),
             "capabilities": list(facts.capabilities), "lockdown": facts.lockdown,
-            "target": target.to_record(), "mode": dict(attached.mode)})
+            "target": target.to_record(), "mode": dict(attached.mode),
+            "node_scope": nodescope.discover(run_spec.proc_root).to_record()})
         emitter.emit(records.READY, {"time": _iso_now(), "load_ms": round(attached.load_ms, 1),
                                      "prog_id": attached.prog_id})
         emitter.flush()

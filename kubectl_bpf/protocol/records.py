@@ -36,6 +36,9 @@ class Preflight(TypedDict):
     # What the kernel lets the gadget do: {"reasons": "kernel"|"derived"|"unknown",
     # "headers": bool, "degraded": [one line each]}; see gadgets/drops/modes.py.
     mode: NotRequired[dict[str, Any]]
+    # Which netns are this node's ({"shared_kernel", "root_netns", "netns": count}); see
+    # agent/nodescope.py. Found, not yet enforced in the kernel.
+    node_scope: NotRequired[dict[str, object]]
 
 
 class Ready(TypedDict):

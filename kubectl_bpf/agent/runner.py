@@ -9,6 +9,7 @@ within ~100 ms: a blocking C call cannot be interrupted by Python.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from types import FrameType
@@ -103,13 +104,16 @@ def _run(gadget: Gadget, run_spec: spec.RunSpec, emitter: emit.Emitter) -> int:
         facts = preflight.check_host(btf_types=gadget.btf_types, tracepoint=gadget.tracepoint,
                                     reads_kernel_memory=gadget.reads_kernel_memory)
         target = targets.resolve_target(run_spec.target, proc_root=run_spec.proc_root)
+        scope = nodescope.discover(run_spec.proc_root)
+        if scope.shared_kernel:
+            target = dataclasses.replace(target, node_netns=tuple(sorted(scope.netns)))
         attached = gadget.attach(target, facts)
         emitter.emit(records.PREFLIGHT, {
             "gadget": gadget.name, "agent_version": kubectl_bpf.__version__, "kernel": facts.kernel,
             "btf": facts.btf, "hook": attached.hook, "missing_hooks": dict(attached.missing),
             "capabilities": list(facts.capabilities), "lockdown": facts.lockdown,
             "target": target.to_record(), "mode": dict(attached.mode),
-            "node_scope": nodescope.discover(run_spec.proc_root).to_record()})
+            "node_scope": scope.to_record()})
         emitter.emit(records.READY, {"time": _iso_now(), "load_ms": round(attached.load_ms, 1),
                                      "prog_id": attached.prog_id})
         emitter.flush()

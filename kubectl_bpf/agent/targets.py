@@ -30,6 +30,9 @@ class HostTarget:
     ips: tuple[str, ...]
     pids: tuple[int, ...]
     containers: tuple[tuple[str, int], ...] = ()  # (container ID, netns inode): lets the client name pods
+    # This node's netns when nodes share one kernel (agent/nodescope.py), else empty: a
+    # gadget that honours it counts nothing outside them, whatever the IP.
+    node_netns: tuple[int, ...] = ()
 
     @property
     def is_whole_host(self) -> bool:

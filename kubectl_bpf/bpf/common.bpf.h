@@ -111,4 +111,23 @@ static __always_inline __u32 skb_netns_inum_btf(struct sk_buff *skb, struct net_
 	return 0;
 }
 
+#ifdef KUBECTL_BPF_NODE_SCOPE
+/*
+ * This node's network namespaces (agent/nodescope.py), filled by the agent only
+ * when nodes share one kernel: there a drop of another node must not count
+ * here, not even by the IP of one of our pods. On a real node it stays unused.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} node_netns SEC(".maps");
+
+static __always_inline bool in_node(__u32 netns)
+{
+	return bpf_map_lookup_elem(&node_netns, &netns) != 0;
+}
+#endif /* KUBECTL_BPF_NODE_SCOPE */
+
 #endif /* KUBECTL_BPF_COMMON_BPF_H */

@@ -37,7 +37,7 @@ class Preflight(TypedDict):
     # "headers": bool, "degraded": [one line each]}; see gadgets/drops/modes.py.
     mode: NotRequired[dict[str, Any]]
     # Which netns are this node's ({"shared_kernel", "root_netns", "netns": count}); see
-    # agent/nodescope.py. Found, not yet enforced in the kernel.
+    # agent/nodescope.py. Enforced in the kernel by drops; tcp does not yet.
     node_scope: NotRequired[dict[str, object]]
 
 

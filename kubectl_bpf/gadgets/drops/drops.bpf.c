@@ -25,6 +25,7 @@
  * Packets are parsed from skb->head + network_header, never through skb->sk:
  * most policy drops have no socket (field notes §2).
  */
+#define KUBECTL_BPF_NODE_SCOPE
 #include "common.bpf.h"
 #include "drops.h"
 
@@ -459,8 +460,11 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 		return 0;
 
 	dev = skb_dev(skb, direct);
-	if (cfg.filter_netns) {
+	if (cfg.filter_node || cfg.filter_netns)
 		netns = direct ? skb_netns_inum_btf(skb, dev) : skb_netns_inum(skb, dev);
+	if (cfg.filter_node && !in_node(netns))
+		return 0; /* another node's drop, on a kernel the nodes share */
+	if (cfg.filter_netns) {
 		if (bpf_map_lookup_elem(&netns_filter, &netns))
 			match |= DROPS_MATCH_NETNS;
 		if (!match && !cfg.filter_ip)
@@ -484,7 +488,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
 	}
 	if (!match && (cfg.filter_netns || cfg.filter_ip))
 		return 0;
-	if (!cfg.filter_netns) /* only for drops that matched: an IP filter skips it */
+	if (!cfg.filter_netns && !cfg.filter_node) /* only for drops that matched */
 		netns = direct ? skb_netns_inum_btf(skb, dev) : skb_netns_inum(skb, dev);
 	if (l4 && reads == READ_BTF)
 		parse_l4_btf(head, l4, &pkt);

@@ -44,7 +44,8 @@ struct drops_config {
 	__u64 rate_per_cpu;	/* events/s per CPU; 0 = unlimited */
 	__u8 kernel_reasons;	/* 1: the hook passes a reason (its BTF has the argument) */
 	__u8 location_count;	/* entries of locations[] in use */
-	__u8 pad[6];
+	__u8 filter_node;	/* 1: a drop must be in node_netns (nodes share the kernel) */
+	__u8 pad[5];
 	struct drops_location locations[DROPS_MAX_LOCATIONS];
 };
 

@@ -47,7 +47,8 @@ class DropsConfig(ctypes.Structure):
                 ("filter_reason", ctypes.c_uint8), ("aggregate_only", ctypes.c_uint8),
                 ("wakeup_bytes", ctypes.c_uint32), ("rate_per_cpu", ctypes.c_uint64),
                 ("kernel_reasons", ctypes.c_uint8), ("location_count", ctypes.c_uint8),
-                ("pad", ctypes.c_uint8 * 6), ("locations", DropsLocation * MAX_LOCATIONS)]
+                ("filter_node", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 5),
+                ("locations", DropsLocation * MAX_LOCATIONS)]
 
 
 MATCH_NETNS, MATCH_SRC_IP, MATCH_DST_IP = 1, 2, 4
@@ -269,6 +270,7 @@ class DropsGadget:
             config = DropsConfig.from_buffer(obj.map(".rodata").initial_value())
             config.filter_netns = bool(target.netns)
             config.filter_ip = bool(target.ips)
+            config.filter_node = bool(target.node_netns)
             config.filter_reason = bool(reason_codes)
             config.aggregate_only = self.params.aggregate
             config.wakeup_bytes = self.params.wakeup_bytes
@@ -285,6 +287,8 @@ class DropsGadget:
                 obj.map("netns_filter").update(struct.pack("<I", inode), present)
             for ip in target.ips:
                 obj.map("ip_filter").update(addr_key(ip), present)
+            for inode in target.node_netns:
+                obj.map("node_netns").update(struct.pack("<I", inode), present)
             for code in reason_codes:
                 obj.map("reason_filter").update(struct.pack("<I", code), present)
 
